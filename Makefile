@@ -1,0 +1,54 @@
+# VMGate call-rating pipeline. Every target uses the project's own venv in .venv, created on
+# first use from PyPI; nothing is installed outside this folder.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+DEV    := $(VENV)/.installed-dev
+
+.PHONY: help demo test lint types unit integration kafka kafka-stop clean
+
+help:
+	@echo "make demo        build a synthetic network, rate it into ./demo-data and report"
+	@echo "make test        install dev tools, run ruff, mypy and every test (starts its own Kafka)"
+	@echo "make unit        unit tests only (no services)"
+	@echo "make kafka       start a local Kafka broker (prints its bootstrap address)"
+	@echo "make kafka-stop  stop it"
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e .
+	touch $@
+
+$(DEV): $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+demo: $(STAMP)
+	$(BIN)/vmgate-rating demo --dir demo-data
+
+lint: $(DEV)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+types: $(DEV)
+	$(BIN)/mypy
+
+unit: $(DEV)
+	$(BIN)/pytest tests/unit -q
+
+integration: $(DEV)
+	$(BIN)/pytest tests/integration -q
+
+test: lint types
+	$(BIN)/pytest tests -q
+
+kafka:
+	deploy/local/kafka start
+
+kafka-stop:
+	deploy/local/kafka stop
+
+clean:
+	rm -rf $(VENV) demo-data .mypy_cache .ruff_cache .pytest_cache

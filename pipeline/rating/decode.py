@@ -1,0 +1,283 @@
+"""Decoding and validation of ``cdr.v1`` JSON messages, a whole batch at a time.
+
+Bad input is data: :func:`decode_cdrs` splits a batch into validated CDR rows and rejected rows
+with a machine-readable reason, and never raises for anything a message contains.
+
+The whole batch is parsed by one ``polars.read_ndjson`` call. When that call fails (a line that
+is not JSON, not an object, or a number field of the wrong JSON type), every message is checked
+with ``json.loads`` to find the culprits, and the rest is parsed by polars as before, so a
+message is accepted or rejected the same way whatever batch it arrives in. Where a string is
+expected, a JSON number or boolean is taken as its text (polars' reading); the field rules below
+then apply to that text.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import polars as pl
+
+from pipeline.prefix_trie.deck_index import MAX_DIGITS
+from pipeline.rating.timeparse import parse_rfc3339
+
+DISPOSITIONS = ("ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED")
+REQUIRED_TEXT = (
+    "cdr_id",
+    "session_id",
+    "tenant_id",
+    "customer_id",
+    "client_id",
+    "caller",
+    "callee",
+    "start_time",
+    "end_time",
+)
+INTEGER_FIELDS = ("duration_ms", "sip_code")
+CDR_SCHEMA: dict[str, pl.DataType] = {
+    "cdr_id": pl.String(),
+    "session_id": pl.String(),
+    "tenant_id": pl.String(),
+    "customer_id": pl.String(),
+    "client_id": pl.String(),
+    "reseller_id": pl.String(),
+    "caller": pl.String(),
+    "callee": pl.String(),
+    "start_time": pl.String(),
+    "answer_time": pl.String(),
+    "end_time": pl.String(),
+    "duration_ms": pl.Int64(),
+    "disposition": pl.String(),
+    "sip_code": pl.Int64(),
+}
+#: Columns of a decoded, valid CDR batch (plus ``position``, the message's index in the batch).
+DECODED_SCHEMA: dict[str, pl.DataType] = {
+    **CDR_SCHEMA,
+    "callee": pl.String(),
+    "start_time": pl.Datetime("us", "UTC"),
+    "answer_time": pl.Datetime("us", "UTC"),
+    "end_time": pl.Datetime("us", "UTC"),
+    "position": pl.Int64(),
+}
+_INT64_MAX = 2**63 - 1
+
+
+@dataclass(frozen=True, eq=False)
+class DecodedBatch:
+    """A batch split into valid CDRs and rejected messages.
+
+    ``good`` has the columns of :data:`DECODED_SCHEMA`, the callee normalised to digits and the
+    timestamps in UTC. ``rejected`` has ``position`` (index of the message in the input) and
+    ``reason`` (``code:field`` items joined by ``;``) and ``detail`` (human-readable).
+    """
+
+    good: pl.DataFrame
+    rejected: pl.DataFrame
+
+
+def decode_cdrs(messages: Sequence[bytes]) -> DecodedBatch:
+    """Decode and validate a batch of ``cdr.v1`` messages (one JSON object each)."""
+    rejected: list[tuple[int, str, str]] = []
+    positions: list[int] = []
+    lines: list[bytes] = []
+    for position, message in enumerate(messages):
+        if not message.strip():
+            rejected.append((position, "empty", "empty message"))
+            continue
+        positions.append(position)
+        lines.append(message)
+    parsed, parse_rejects = _parse(lines, positions)
+    rejected.extend(parse_rejects)
+    good, invalid = _validate(parsed)
+    rejected_frame = pl.DataFrame(
+        rejected,
+        schema={"position": pl.Int64, "reason": pl.String, "detail": pl.String},
+        orient="row",
+    )
+    return DecodedBatch(
+        good=good,
+        rejected=pl.concat([rejected_frame, invalid]).sort("position"),
+    )
+
+
+def _read(lines: Sequence[bytes]) -> pl.DataFrame:
+    joined = b"\n".join(lines)
+    if joined.count(b"\n") != len(lines) - 1:
+        # A raw line break can only be whitespace between JSON tokens: make it a space.
+        joined = b"\n".join(line.replace(b"\r", b" ").replace(b"\n", b" ") for line in lines)
+    return pl.read_ndjson(io.BytesIO(joined), schema=CDR_SCHEMA)
+
+
+def _parse(
+    lines: list[bytes], positions: list[int]
+) -> tuple[pl.DataFrame, list[tuple[int, str, str]]]:
+    """Parse the lines; return the rows (with ``position``) and the lines that are not CDR JSON."""
+    if not lines:
+        return pl.DataFrame(schema={**CDR_SCHEMA, "position": pl.Int64()}), []
+    try:
+        frame = _read(lines)
+        return frame.with_columns(pl.Series("position", positions, dtype=pl.Int64)), []
+    except pl.exceptions.PolarsError:
+        pass
+    rejects: list[tuple[int, str, str]] = []
+    keep_lines: list[bytes] = []
+    keep_positions: list[int] = []
+    for position, line in zip(positions, lines, strict=True):
+        problem = _json_problem(line)
+        if problem is None:
+            keep_lines.append(line)
+            keep_positions.append(position)
+        else:
+            rejects.append((position, *problem))
+    frames = _read_isolating(keep_lines, keep_positions, rejects)
+    frame = (
+        pl.concat(frames) if frames else pl.DataFrame(schema={**CDR_SCHEMA, "position": pl.Int64()})
+    )
+    return frame, rejects
+
+
+def _read_isolating(
+    lines: list[bytes], positions: list[int], rejects: list[tuple[int, str, str]]
+) -> list[pl.DataFrame]:
+    """Read with polars; if it still fails, halve until the failing lines are isolated."""
+    if not lines:
+        return []
+    try:
+        frame = _read(lines)
+        return [frame.with_columns(pl.Series("position", positions, dtype=pl.Int64))]
+    except pl.exceptions.PolarsError as exc:
+        if len(lines) == 1:
+            rejects.append((positions[0], "not_json", str(exc).splitlines()[0][:200]))
+            return []
+    half = len(lines) // 2
+    return _read_isolating(lines[:half], positions[:half], rejects) + _read_isolating(
+        lines[half:], positions[half:], rejects
+    )
+
+
+def _json_problem(line: bytes) -> tuple[str, str] | None:
+    """Why a line cannot be a ``cdr.v1`` object at the JSON level, or None if it can."""
+    try:
+        value = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        return "not_json", f"not JSON: {exc}"
+    if not isinstance(value, dict):
+        return "not_object", f"JSON {type(value).__name__} where an object is expected"
+    for field in INTEGER_FIELDS:
+        item = value.get(field)
+        if item is None:
+            continue
+        if isinstance(item, bool) or not isinstance(item, int):
+            return f"invalid:{field}", f"{field} must be an integer, got {json.dumps(item)[:40]}"
+        if not -_INT64_MAX <= item <= _INT64_MAX:
+            return f"invalid:{field}", f"{field} {item} out of range"
+    return None
+
+
+def normalise_callee(callee: pl.Expr) -> pl.Expr:
+    """Strip spaces and dashes, then one leading ``+`` or ``00`` (DESIGN.md section 3)."""
+    return callee.str.replace_all(r"[ \-]", "").str.replace(r"^(\+|00)", "")
+
+
+def _validate(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Apply the field rules of DESIGN.md section 3 to parsed rows; split good from rejected."""
+    callee = normalise_callee(pl.col("callee"))
+    typed = frame.with_columns(
+        _callee=callee,
+        _start=parse_rfc3339(pl.col("start_time")),
+        _answer=parse_rfc3339(pl.col("answer_time")),
+        _end=parse_rfc3339(pl.col("end_time")),
+    )
+    checks: list[tuple[pl.Expr, str, pl.Expr | str]] = []
+    for field in REQUIRED_TEXT:
+        checks.append((pl.col(field).is_null(), f"missing:{field}", f"{field} is missing or null"))
+        checks.append((pl.col(field) == "", f"empty:{field}", f"{field} is empty"))
+    checks += [
+        (
+            pl.col("reseller_id") == "",
+            "empty:reseller_id",
+            "reseller_id is empty (use null for none)",
+        ),
+        (
+            pl.col("callee").is_not_null()
+            & (pl.col("callee") != "")
+            & ~pl.col("_callee").str.contains(rf"^[0-9]{{3,{MAX_DIGITS}}}$"),
+            "invalid:callee",
+            pl.format("callee {} is not 3 to 15 digits after normalisation", pl.col("callee")),
+        ),
+        (
+            pl.col("start_time").is_not_null()
+            & (pl.col("start_time") != "")
+            & pl.col("_start").is_null(),
+            "invalid:start_time",
+            pl.format("start_time {} is not an RFC 3339 timestamp", pl.col("start_time")),
+        ),
+        (
+            pl.col("end_time").is_not_null()
+            & (pl.col("end_time") != "")
+            & pl.col("_end").is_null(),
+            "invalid:end_time",
+            pl.format("end_time {} is not an RFC 3339 timestamp", pl.col("end_time")),
+        ),
+        (
+            pl.col("answer_time").is_not_null() & pl.col("_answer").is_null(),
+            "invalid:answer_time",
+            pl.format("answer_time {} is not an RFC 3339 timestamp", pl.col("answer_time")),
+        ),
+        (pl.col("_end") < pl.col("_start"), "invalid:end_time", "end_time is before start_time"),
+        (pl.col("duration_ms").is_null(), "missing:duration_ms", "duration_ms is missing or null"),
+        (
+            pl.col("duration_ms") < 0,
+            "invalid:duration_ms",
+            pl.format("duration_ms {} is negative", pl.col("duration_ms")),
+        ),
+        (
+            pl.col("disposition").is_not_null() & ~pl.col("disposition").is_in(DISPOSITIONS),
+            "invalid:disposition",
+            pl.format(
+                "disposition {} is not one of " + ", ".join(DISPOSITIONS), pl.col("disposition")
+            ),
+        ),
+        (
+            pl.col("sip_code").is_not_null() & ~pl.col("sip_code").is_between(100, 699),
+            "invalid:sip_code",
+            pl.format("sip_code {} is not 100-699", pl.col("sip_code")),
+        ),
+    ]
+    reasons = pl.concat_list(
+        [pl.when(cond.fill_null(value=False)).then(pl.lit(code)) for cond, code, _ in checks]
+    ).list.drop_nulls()
+    details = pl.concat_list(
+        [
+            pl.when(cond.fill_null(value=False)).then(
+                detail if isinstance(detail, pl.Expr) else pl.lit(detail)
+            )
+            for cond, _, detail in checks
+        ]
+    ).list.drop_nulls()
+    checked = typed.with_columns(_reasons=reasons, _details=details)
+    bad_mask = pl.col("_reasons").list.len() > 0
+    rejected = checked.filter(bad_mask).select(
+        "position",
+        reason=pl.col("_reasons").list.join(";"),
+        detail=pl.col("_details").list.join("; "),
+    )
+    good = (
+        checked.filter(~bad_mask)
+        .select(
+            *[
+                pl.col(name)
+                for name in CDR_SCHEMA
+                if name not in {"callee", "start_time", "answer_time", "end_time"}
+            ],
+            callee=pl.col("_callee"),
+            start_time=pl.col("_start"),
+            answer_time=pl.col("_answer"),
+            end_time=pl.col("_end"),
+            position=pl.col("position"),
+        )
+        .select(list(DECODED_SCHEMA))
+    )
+    return good, rejected

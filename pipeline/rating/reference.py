@@ -1,0 +1,670 @@
+"""Reference data: plans, decks, associations and memberships, loaded from a plans folder.
+
+The folder layout and columns are those of DESIGN.md section 4. Loading validates everything and
+refuses the whole set with a :class:`ReferenceDataError` listing every problem (file, line,
+column, value) when anything is wrong, so a rater never runs on half-good data. A loaded
+:class:`ReferenceData` is immutable and carries the indexes the rating core uses; its
+``version`` is a digest of the files' contents.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from pipeline.prefix_trie import DeckIndex, DeckRows, IntervalIndex
+from pipeline.prefix_trie.deck_index import MAX_DIGITS
+from pipeline.rating.exceptions import Problem, ReferenceDataError
+from pipeline.rating.money import (
+    ISO_4217,
+    ROUNDING_CODES,
+    Rounding,
+    decimal_text_problem,
+    scaled_integer,
+)
+from pipeline.rating.timeparse import OPEN_END_US, parse_rfc3339
+
+
+class Scope(StrEnum):
+    """Which accounts a plan prices: the customer leg, the client leg or the reseller leg."""
+
+    CUSTOMER = "customer"
+    CLIENT = "client"
+    RESELLER = "reseller"
+
+
+LEGS: tuple[Scope, ...] = (Scope.CUSTOMER, Scope.CLIENT, Scope.RESELLER)
+DEFAULT_DECIMALS = 6
+MAX_PLAN_DECIMALS = 6
+
+PLANS_FILE = "plans.csv"
+ASSOCIATIONS_FILE = "associations.csv"
+MEMBERSHIPS_FILE = "memberships.csv"
+DECKS_DIR = "decks"
+
+_PLAN_COLUMNS = ("plan_id", "tenant_id", "name", "scope", "currency", "decimals", "rounding")
+_PLAN_REQUIRED = ("plan_id", "tenant_id", "scope", "currency")
+_DECK_COLUMNS = (
+    "prefix",
+    "destination",
+    "rate",
+    "connection_fee",
+    "initial_increment",
+    "subsequent_increment",
+    "effective_from",
+    "effective_until",
+)
+_DECK_REQUIRED = ("prefix", "rate", "effective_from")
+_ASSOCIATION_COLUMNS = ("scope", "account_id", "plan_id", "effective_from", "effective_until")
+_ASSOCIATION_REQUIRED = ("scope", "account_id", "plan_id", "effective_from")
+_MEMBERSHIP_COLUMNS = ("client_id", "reseller_id", "effective_from", "effective_until")
+_MEMBERSHIP_REQUIRED = ("client_id", "reseller_id", "effective_from")
+_LINE = "_line"
+
+
+@dataclass(frozen=True, eq=False)
+class AccountPlans:
+    """Which plan each account of one scope has, over time."""
+
+    accounts: pl.DataFrame  # tenant_id, account_id, key (UInt32 -> Int64)
+    plans: IntervalIndex  # key -> plan index
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceData:
+    """One consistent, validated version of the reference data, indexed for rating."""
+
+    version: str
+    plans: pl.DataFrame  # plan_index, plan_id, tenant_id, name, scope, currency, decimals, ...
+    deck: pl.DataFrame  # one row per deck row of every plan, positions = global row ids
+    deck_index: DeckIndex
+    associations: dict[Scope, AccountPlans]
+    memberships: pl.DataFrame  # client_id, key
+    membership_index: IntervalIndex  # client key -> reseller index
+    resellers: pl.Series  # reseller index -> reseller_id
+
+    @property
+    def plan_count(self) -> int:
+        """Number of plans."""
+        return self.plans.height
+
+    @property
+    def deck_row_count(self) -> int:
+        """Number of deck rows over all plans."""
+        return self.deck.height
+
+
+def load_plans_folder(folder: Path) -> ReferenceData:
+    """Load and validate a plans folder; raise :class:`ReferenceDataError` listing every problem."""
+    problems: list[Problem] = []
+    digest = hashlib.sha256()
+    if not folder.is_dir():
+        raise ReferenceDataError([Problem(str(folder), None, None, None, "not a folder")])
+
+    plans_raw = _read_csv(folder, PLANS_FILE, _PLAN_COLUMNS, _PLAN_REQUIRED, problems, digest)
+    plans = _validate_plans(plans_raw, problems) if plans_raw is not None else _empty_plans()
+
+    deck_frames: list[pl.DataFrame] = []
+    deck_versions: dict[str, str] = {}
+    decks_dir = folder / DECKS_DIR
+    known = set(plans["plan_id"].to_list())
+    if decks_dir.is_dir():
+        for path in sorted(decks_dir.glob("*.csv")):
+            if path.stem not in known:
+                problems.append(
+                    Problem(
+                        _rel(folder, path), None, None, path.stem, "deck of a plan not in plans.csv"
+                    )
+                )
+    for plan_index, plan_id in enumerate(plans["plan_id"].to_list()):
+        relative = f"{DECKS_DIR}/{plan_id}.csv"
+        deck_digest = hashlib.sha256()
+        raw = _read_csv(folder, relative, _DECK_COLUMNS, _DECK_REQUIRED, problems, deck_digest)
+        digest.update(deck_digest.digest())
+        deck_versions[plan_id] = deck_digest.hexdigest()[:16]
+        if raw is not None:
+            deck_frames.append(_validate_deck(raw, relative, plan_index, problems))
+
+    plans = plans.with_columns(
+        deck_version=pl.col("plan_id").replace_strict(
+            deck_versions, default=None, return_dtype=pl.String
+        )
+    )
+    deck = pl.concat(deck_frames, how="vertical") if deck_frames else _empty_deck()
+
+    assoc_raw = _read_csv(
+        folder,
+        ASSOCIATIONS_FILE,
+        _ASSOCIATION_COLUMNS,
+        _ASSOCIATION_REQUIRED,
+        problems,
+        digest,
+        optional_file=True,
+    )
+    associations = _validate_associations(assoc_raw, plans, problems)
+    member_raw = _read_csv(
+        folder,
+        MEMBERSHIPS_FILE,
+        _MEMBERSHIP_COLUMNS,
+        _MEMBERSHIP_REQUIRED,
+        problems,
+        digest,
+        optional_file=True,
+    )
+    memberships, membership_index, resellers = _validate_memberships(member_raw, problems)
+
+    if problems:
+        raise ReferenceDataError(problems)
+    deck_index = DeckIndex.build(
+        DeckRows(
+            plan=deck["plan_index"].to_numpy().astype(np.int64),
+            prefix=deck["prefix"],
+            effective_from=deck["effective_from_us"].to_numpy(),
+            effective_until=deck["effective_until_us"].to_numpy(),
+        ),
+        plans.height,
+    )
+    return ReferenceData(
+        version=digest.hexdigest()[:16],
+        plans=plans,
+        deck=deck,
+        deck_index=deck_index,
+        associations=associations,
+        memberships=memberships,
+        membership_index=membership_index,
+        resellers=resellers,
+    )
+
+
+# --- reading -------------------------------------------------------------------------------
+
+
+def _rel(folder: Path, path: Path) -> str:
+    try:
+        return str(path.relative_to(folder))
+    except ValueError:
+        return str(path)
+
+
+def _read_csv(
+    folder: Path,
+    relative: str,
+    columns: tuple[str, ...],
+    required: tuple[str, ...],
+    problems: list[Problem],
+    digest: hashlib._Hash,
+    *,
+    optional_file: bool = False,
+) -> pl.DataFrame | None:
+    """Read a CSV of text cells (trimmed, empty = null) with a ``_line`` column; None on failure."""
+    path = folder / relative
+    if not path.is_file():
+        if optional_file:
+            return pl.DataFrame(
+                {c: [] for c in (*columns, _LINE)},
+                schema={**dict.fromkeys(columns, pl.String), _LINE: pl.Int64},
+            )
+        problems.append(Problem(relative, None, None, None, "file missing"))
+        return None
+    data = path.read_bytes()
+    digest.update(relative.encode() + b"\0" + data)
+    if data.startswith(b"\xef\xbb\xbf"):
+        data = data[3:]
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        problems.append(Problem(relative, line, None, None, "not UTF-8 text"))
+        return None
+    first_line = text.split("\n", 1)[0].strip("\r")
+    header = [h.strip() for h in first_line.split(",")]
+    if not first_line.strip():
+        problems.append(Problem(relative, 1, None, None, "no header row"))
+        return None
+    unknown = [h for h in header if h not in columns]
+    missing = [c for c in required if c not in header]
+    dupes = sorted({h for h in header if header.count(h) > 1})
+    for h in unknown:
+        problems.append(
+            Problem(relative, 1, h, None, f"unknown column; expected {', '.join(columns)}")
+        )
+    for c in missing:
+        problems.append(Problem(relative, 1, c, None, "required column missing"))
+    for h in dupes:
+        problems.append(Problem(relative, 1, h, None, "column appears twice"))
+    if unknown or missing or dupes:
+        return None
+    # Line numbers: count physical lines, skipping blank ones the way the CSV reader does.
+    physical = text.split("\n")
+    content_lines = [
+        i + 1 for i, raw in enumerate(physical[1:], start=1) if raw.strip("\r").strip()
+    ]
+    try:
+        frame = pl.read_csv(
+            data,
+            has_header=True,
+            infer_schema=False,
+            new_columns=header,
+            truncate_ragged_lines=False,
+        )
+    except pl.exceptions.PolarsError as exc:
+        problems.append(
+            Problem(
+                relative,
+                _ragged_line(physical, len(header)),
+                None,
+                None,
+                f"not valid CSV: {exc}".splitlines()[0],
+            )
+        )
+        return None
+    if frame.height != len(content_lines):
+        problems.append(
+            Problem(
+                relative,
+                None,
+                None,
+                None,
+                "quoted line breaks are not supported in reference files",
+            )
+        )
+        return None
+    frame = frame.with_columns(
+        [pl.col(c).str.strip_chars().replace("", None) for c in header]
+        + [pl.lit(None, dtype=pl.String).alias(c) for c in columns if c not in header]
+    ).with_columns(pl.Series(_LINE, content_lines, dtype=pl.Int64))
+    return frame.select([*columns, _LINE])
+
+
+def _ragged_line(physical: list[str], width: int) -> int | None:
+    for number, raw in enumerate(physical[1:], start=2):
+        if raw.strip() and raw.count(",") != width - 1 and '"' not in raw:
+            return number
+    return None
+
+
+def _report(
+    frame: pl.DataFrame, file: str, column: str, problem: pl.Expr, problems: list[Problem]
+) -> None:
+    """Append a Problem for each row where ``problem`` (a text expression) is not null."""
+    bad = frame.with_columns(_problem=problem).filter(pl.col("_problem").is_not_null())
+    for line, value, message in bad.select(_LINE, column, "_problem").iter_rows():
+        problems.append(Problem(file, line, column, value, message))
+
+
+def _required(
+    frame: pl.DataFrame, file: str, columns: tuple[str, ...], problems: list[Problem]
+) -> None:
+    for column in columns:
+        _report(
+            frame,
+            file,
+            column,
+            pl.when(pl.col(column).is_null()).then(pl.lit("required, empty")),
+            problems,
+        )
+
+
+def _integer_problem(column: str, low: int, high: int) -> pl.Expr:
+    value = pl.col(column).cast(pl.Int64, strict=False)
+    return (
+        pl.when(pl.col(column).is_null())
+        .then(None)
+        .when(~pl.col(column).str.contains(r"^[0-9]+$"))
+        .then(pl.lit("not a whole number"))
+        .when((value < low) | (value > high))
+        .then(pl.lit(f"must be {low} to {high}"))
+    )
+
+
+def _timestamps(frame: pl.DataFrame, file: str, problems: list[Problem]) -> pl.DataFrame:
+    """Parse effective_from/until; until must be after from. Adds *_us Int64 columns."""
+    out = frame.with_columns(
+        _from=parse_rfc3339(pl.col("effective_from")),
+        _until=parse_rfc3339(pl.col("effective_until")),
+    )
+    for column, parsed in (("effective_from", "_from"), ("effective_until", "_until")):
+        _report(
+            out,
+            file,
+            column,
+            pl.when(pl.col(column).is_not_null() & pl.col(parsed).is_null()).then(
+                pl.lit("not an RFC 3339 timestamp (like 2026-03-01T00:00:00Z)")
+            ),
+            problems,
+        )
+    _report(
+        out,
+        file,
+        "effective_until",
+        pl.when(pl.col("_until") <= pl.col("_from")).then(pl.lit("not after effective_from")),
+        problems,
+    )
+    return out.with_columns(
+        effective_from_us=pl.col("_from").dt.epoch("us"),
+        effective_until_us=pl.col("_until").dt.epoch("us").fill_null(OPEN_END_US),
+    ).drop("_from", "_until")
+
+
+def _overlaps(
+    frame: pl.DataFrame, file: str, keys: list[str], what: str, problems: list[Problem]
+) -> None:
+    """Refuse two intervals of one key that overlap in time (checked on consecutive pairs)."""
+    ordered = frame.sort([*keys, "effective_from_us"]).with_columns(
+        _prev_until=pl.col("effective_until_us").shift(1).over(keys),
+        _prev_line=pl.col(_LINE).shift(1).over(keys),
+    )
+    clash = ordered.filter(pl.col("effective_from_us") < pl.col("_prev_until"))
+    for row in clash.iter_rows(named=True):
+        who = "/".join(str(row[k]) for k in keys)
+        problems.append(
+            Problem(
+                file,
+                row[_LINE],
+                "effective_from",
+                row["effective_from"],
+                f"{what} {who} overlaps the one on line {row['_prev_line']}",
+            )
+        )
+
+
+# --- plans ---------------------------------------------------------------------------------
+
+
+def _empty_plans() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "plan_index": pl.Int64,
+            "plan_id": pl.String,
+            "tenant_id": pl.String,
+            "name": pl.String,
+            "scope": pl.String,
+            "currency": pl.String,
+            "decimals": pl.Int64,
+            "rounding": pl.String,
+            "rounding_code": pl.Int8,
+        }
+    )
+
+
+def _validate_plans(raw: pl.DataFrame, problems: list[Problem]) -> pl.DataFrame:
+    file = PLANS_FILE
+    _required(raw, file, _PLAN_REQUIRED, problems)
+    scopes = [s.value for s in Scope]
+    modes = [m.value for m in Rounding]
+    _report(
+        raw,
+        file,
+        "scope",
+        pl.when(pl.col("scope").is_not_null() & ~pl.col("scope").is_in(scopes)).then(
+            pl.lit(f"must be one of {', '.join(scopes)}")
+        ),
+        problems,
+    )
+    _report(
+        raw,
+        file,
+        "currency",
+        pl.when(
+            pl.col("currency").is_not_null() & ~pl.col("currency").is_in(sorted(ISO_4217))
+        ).then(pl.lit("not an ISO 4217 currency code")),
+        problems,
+    )
+    _report(raw, file, "decimals", _integer_problem("decimals", 0, MAX_PLAN_DECIMALS), problems)
+    _report(
+        raw,
+        file,
+        "rounding",
+        pl.when(pl.col("rounding").is_not_null() & ~pl.col("rounding").is_in(modes)).then(
+            pl.lit(f"must be one of {', '.join(modes)}")
+        ),
+        problems,
+    )
+    _report(
+        raw,
+        file,
+        "plan_id",
+        pl.when(pl.col("plan_id").is_duplicated() & pl.col("plan_id").is_not_null()).then(
+            pl.lit("plan_id appears more than once")
+        ),
+        problems,
+    )
+    _report(
+        raw,
+        file,
+        "plan_id",
+        pl.when(~pl.col("plan_id").str.contains(r"^[A-Za-z0-9._-]+$")).then(
+            pl.lit(
+                "plan_id may hold only letters, digits, '.', '_' and '-' (it names the deck file)"
+            )
+        ),
+        problems,
+    )
+    codes = {m.value: c for m, c in ROUNDING_CODES.items()}
+    return (
+        raw.filter(pl.col("plan_id").is_not_null())
+        .unique("plan_id", keep="first", maintain_order=True)
+        .with_columns(
+            decimals=pl.col("decimals").cast(pl.Int64, strict=False).fill_null(DEFAULT_DECIMALS),
+            rounding=pl.col("rounding").fill_null(Rounding.HALF_UP.value),
+            name=pl.col("name").fill_null(""),
+        )
+        .with_columns(
+            rounding_code=pl.col("rounding").replace_strict(codes, default=0, return_dtype=pl.Int8),
+        )
+        .with_row_index("plan_index")
+        .with_columns(pl.col("plan_index").cast(pl.Int64))
+        .select(_empty_plans().columns)
+    )
+
+
+# --- decks ---------------------------------------------------------------------------------
+
+
+def _empty_deck() -> pl.DataFrame:
+    return pl.DataFrame(
+        schema={
+            "plan_index": pl.Int64,
+            "prefix": pl.String,
+            "destination": pl.String,
+            "rate": pl.String,
+            "rate_units": pl.Int64,
+            "fee_units": pl.Int64,
+            "initial_increment": pl.Int64,
+            "subsequent_increment": pl.Int64,
+            "effective_from_us": pl.Int64,
+            "effective_until_us": pl.Int64,
+        }
+    )
+
+
+def _validate_deck(
+    raw: pl.DataFrame, file: str, plan_index: int, problems: list[Problem]
+) -> pl.DataFrame:
+    _required(raw, file, _DECK_REQUIRED, problems)
+    _report(
+        raw,
+        file,
+        "prefix",
+        pl.when(
+            pl.col("prefix").is_not_null()
+            & ~pl.col("prefix").str.contains(rf"^[0-9]{{1,{MAX_DIGITS}}}$")
+        ).then(pl.lit(f"must be 1 to {MAX_DIGITS} digits")),
+        problems,
+    )
+    for column in ("rate", "connection_fee"):
+        _report(raw, file, column, decimal_text_problem(pl.col(column)), problems)
+    for column in ("initial_increment", "subsequent_increment"):
+        _report(
+            raw,
+            file,
+            column,
+            pl.when(
+                pl.col(column).is_not_null()
+                & pl.col(column).str.contains(r"^-?[0-9]+$")
+                & (pl.col(column).cast(pl.Int64, strict=False) < 1)
+            )
+            .then(pl.lit("increment below 1 second"))
+            .otherwise(_integer_problem(column, 1, 86_400)),
+            problems,
+        )
+    timed = _timestamps(raw, file, problems)
+    dupes = timed.filter(
+        pl.col("prefix").is_not_null()
+        & pl.col("effective_from_us").is_not_null()
+        & pl.struct("prefix", "effective_from_us").is_duplicated()
+    )
+    for line, prefix in dupes.select(_LINE, "prefix").iter_rows():
+        problems.append(
+            Problem(file, line, "prefix", prefix, "same prefix twice with the same effective_from")
+        )
+    ok_text = (decimal_text_problem(pl.col("rate")).is_null()) & pl.col("rate").is_not_null()
+    return timed.select(
+        plan_index=pl.lit(plan_index, dtype=pl.Int64),
+        prefix=pl.col("prefix"),
+        destination=pl.col("destination").fill_null(""),
+        rate=pl.col("rate"),
+        rate_units=pl.when(ok_text).then(scaled_integer(pl.col("rate"))),
+        fee_units=pl.when(decimal_text_problem(pl.col("connection_fee")).is_null()).then(
+            scaled_integer(pl.col("connection_fee").fill_null("0"))
+        ),
+        initial_increment=pl.col("initial_increment").cast(pl.Int64, strict=False).fill_null(1),
+        subsequent_increment=pl.col("subsequent_increment")
+        .cast(pl.Int64, strict=False)
+        .fill_null(1),
+        effective_from_us=pl.col("effective_from_us"),
+        effective_until_us=pl.col("effective_until_us"),
+    )
+
+
+# --- associations and memberships ------------------------------------------------------------
+
+
+def _validate_associations(
+    raw: pl.DataFrame | None, plans: pl.DataFrame, problems: list[Problem]
+) -> dict[Scope, AccountPlans]:
+    file = ASSOCIATIONS_FILE
+    frame = (
+        raw
+        if raw is not None
+        else pl.DataFrame(
+            schema={**dict.fromkeys(_ASSOCIATION_COLUMNS, pl.String), _LINE: pl.Int64}
+        )
+    )
+    _required(frame, file, _ASSOCIATION_REQUIRED, problems)
+    scopes = [s.value for s in Scope]
+    _report(
+        frame,
+        file,
+        "scope",
+        pl.when(pl.col("scope").is_not_null() & ~pl.col("scope").is_in(scopes)).then(
+            pl.lit(f"must be one of {', '.join(scopes)}")
+        ),
+        problems,
+    )
+    timed = _timestamps(frame, file, problems)
+    joined = timed.join(
+        plans.select("plan_id", "plan_index", "tenant_id", pl.col("scope").alias("plan_scope")),
+        on="plan_id",
+        how="left",
+        maintain_order="left",
+    )
+    _report(
+        joined,
+        file,
+        "plan_id",
+        pl.when(pl.col("plan_id").is_not_null() & pl.col("plan_index").is_null()).then(
+            pl.lit("no such plan in plans.csv")
+        ),
+        problems,
+    )
+    _report(
+        joined,
+        file,
+        "plan_id",
+        pl.when(
+            pl.col("plan_scope").is_not_null()
+            & pl.col("scope").is_in(scopes)
+            & (pl.col("plan_scope") != pl.col("scope"))
+        ).then(
+            pl.lit("plan has scope ")
+            + pl.col("plan_scope")
+            + pl.lit(", association has scope ")
+            + pl.col("scope")
+        ),
+        problems,
+    )
+    usable = joined.filter(
+        pl.all_horizontal(
+            pl.col("plan_index", "account_id", "effective_from_us", "scope").is_not_null()
+        )
+    )
+    _overlaps(
+        usable, file, ["scope", "tenant_id", "account_id"], "association of account", problems
+    )
+    result: dict[Scope, AccountPlans] = {}
+    for scope in Scope:
+        part = usable.filter(pl.col("scope") == scope.value)
+        accounts = (
+            part.select("tenant_id", "account_id")
+            .unique(maintain_order=True)
+            .with_row_index("key")
+            .with_columns(pl.col("key").cast(pl.Int64))
+        )
+        keyed = part.join(
+            accounts, on=["tenant_id", "account_id"], how="left", maintain_order="left"
+        )
+        index = IntervalIndex.build(
+            keyed["key"].to_numpy(),
+            keyed["effective_from_us"].to_numpy(),
+            keyed["effective_until_us"].to_numpy(),
+            keyed["plan_index"].to_numpy(),
+            accounts.height,
+        )
+        result[scope] = AccountPlans(accounts, index)
+    return result
+
+
+def _validate_memberships(
+    raw: pl.DataFrame | None, problems: list[Problem]
+) -> tuple[pl.DataFrame, IntervalIndex, pl.Series]:
+    file = MEMBERSHIPS_FILE
+    frame = (
+        raw
+        if raw is not None
+        else pl.DataFrame(schema={**dict.fromkeys(_MEMBERSHIP_COLUMNS, pl.String), _LINE: pl.Int64})
+    )
+    _required(frame, file, _MEMBERSHIP_REQUIRED, problems)
+    timed = _timestamps(frame, file, problems)
+    usable = timed.filter(
+        pl.all_horizontal(pl.col("client_id", "reseller_id", "effective_from_us").is_not_null())
+    )
+    _overlaps(usable, file, ["client_id"], "membership of client", problems)
+    clients = (
+        usable.select("client_id")
+        .unique(maintain_order=True)
+        .with_row_index("key")
+        .with_columns(pl.col("key").cast(pl.Int64))
+    )
+    resellers = (
+        usable.select("reseller_id")
+        .unique(maintain_order=True)
+        .with_row_index("reseller_index")
+        .with_columns(pl.col("reseller_index").cast(pl.Int64))
+    )
+    keyed = usable.join(clients, on="client_id", how="left", maintain_order="left").join(
+        resellers, on="reseller_id", how="left", maintain_order="left"
+    )
+    index = IntervalIndex.build(
+        keyed["key"].to_numpy(),
+        keyed["effective_from_us"].to_numpy(),
+        keyed["effective_until_us"].to_numpy(),
+        keyed["reseller_index"].to_numpy(),
+        clients.height,
+    )
+    return clients, index, resellers["reseller_id"]

@@ -1,0 +1,87 @@
+"""Read-side SQL over call history, shared by the commands (export, demo report).
+
+Every query reads ``call_history FINAL`` so it sees exactly one row, the latest rating, per CDR,
+whatever re-deliveries or re-ratings inserted. Amounts are summed as Decimal.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+import pyarrow as pa
+
+from pipeline.rating.columns import CALL_HISTORY_SCHEMA, LEG_NAMES
+from pipeline.sinks.contracts import CallHistoryStore
+
+_COLUMNS = ", ".join(f"`{name}`" for name in CALL_HISTORY_SCHEMA.names)
+
+EXPORT_SQL = f"SELECT {_COLUMNS} FROM call_history FINAL ORDER BY tenant_id, cdr_id"
+
+SAMPLE_SQL = """
+SELECT cdr_id, start_time, customer_id, client_id, ifNull(reseller_id, 'Direct') AS reseller,
+       callee, duration_ms, status, customer_amount, customer_currency, reseller_amount,
+       reseller_currency
+FROM call_history FINAL
+ORDER BY start_time, cdr_id
+LIMIT {limit:UInt32}
+"""
+
+LEG_TOTALS_SQL = (
+    "SELECT * FROM ("
+    + " UNION ALL ".join(
+        f"""SELECT tenant_id, '{leg}' AS leg, {leg}_currency AS currency, count() AS calls,
+       sum({leg}_amount) AS amount
+FROM call_history FINAL WHERE {leg}_amount IS NOT NULL
+GROUP BY tenant_id, currency"""
+        for leg in LEG_NAMES
+    )
+    + ") ORDER BY tenant_id, indexOf(['customer', 'client', 'reseller'], leg), currency"
+)
+
+OWED_TO_RESELLERS_SQL = """
+SELECT tenant_id, reseller_id, reseller_currency AS currency, count() AS calls,
+       sum(reseller_amount) AS owed
+FROM call_history FINAL
+WHERE reseller_amount IS NOT NULL
+GROUP BY tenant_id, reseller_id, currency
+ORDER BY tenant_id, reseller_id, currency
+"""
+
+UNRATED_SQL = """
+SELECT reason, count() AS calls
+FROM call_history FINAL
+ARRAY JOIN splitByChar(';', ifNull(unrated_reason, '')) AS reason
+WHERE status = 'unrated'
+GROUP BY reason
+ORDER BY reason
+"""
+
+
+def export_call_history(store: CallHistoryStore) -> pa.Table:
+    """Every CDR's current call-history row, ordered by tenant and cdr_id."""
+    table = store.query(EXPORT_SQL)
+    if table.num_columns == 0:
+        return CALL_HISTORY_SCHEMA.empty_table()
+    return table.cast(CALL_HISTORY_SCHEMA)
+
+
+def format_table(table: pa.Table, title: str | None = None) -> str:
+    """Render an Arrow table as aligned text columns (decimals printed exactly)."""
+    headers = table.column_names
+    rows = [[_cell(value) for value in row.values()] for row in table.to_pylist()]
+    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+    lines = [title] if title else []
+    lines.append("  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)))
+    lines.append("  ".join("-" * w for w in widths))
+    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    if not rows:
+        lines.append("(none)")
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    return str(value)

@@ -1,0 +1,33 @@
+"""The seam between the pipeline and ClickHouse: one Protocol, two implementations.
+
+:class:`CallHistoryStore` is what the runtime and the commands need of storage. The embedded
+store (:mod:`pipeline.sinks.embedded`, chdb in a folder) and the server store (clickhouse-connect)
+run the same DDL from ``schemas/clickhouse`` and the same SQL.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Protocol
+
+import pyarrow as pa
+
+
+class CallHistoryStore(Protocol):
+    """Call history storage. ``write_call_history`` returns only once the write is durable."""
+
+    def migrate(self) -> list[str]:
+        """Apply DDL files not yet applied (idempotent); return the names applied now."""
+        ...
+
+    def write_call_history(self, table: pa.Table) -> None:
+        """Insert rated rows (the call-history schema); raise if the write was not acknowledged."""
+        ...
+
+    def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> pa.Table:
+        """Run a SELECT with ``{name:Type}`` bound parameters and return the result as Arrow."""
+        ...
+
+    def close(self) -> None:
+        """Release the connection or engine."""
+        ...

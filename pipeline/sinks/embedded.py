@@ -1,0 +1,122 @@
+"""Call history in the embedded ClickHouse engine (chdb), in a local folder.
+
+This is the default store when no ClickHouse server is configured. It runs the same DDL and SQL
+as a server: tables are created by :meth:`EmbeddedStore.migrate`, never on construction. chdb
+allows one engine per process; a store owns it between :meth:`open` and :meth:`close`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import pyarrow as pa
+
+from pipeline.rating.columns import CALL_HISTORY_SCHEMA
+from pipeline.sinks.migrations import load_migrations, quote_identifier
+
+DEFAULT_DATABASE = "vmgate"
+_COLUMN_LIST = ", ".join(f"`{name}`" for name in CALL_HISTORY_SCHEMA.names)
+
+
+class EmbeddedStore:
+    """A chdb engine on ``path`` holding the call-history database ``database``."""
+
+    def __init__(self, path: Path, database: str = DEFAULT_DATABASE) -> None:
+        """Remember where; nothing is opened or created until :meth:`open`."""
+        self.path = path
+        self.database = database
+        self._quoted = quote_identifier(database)
+        self._session: Any = None
+
+    def open(self) -> EmbeddedStore:
+        """Start the engine on the folder and select the database (created if missing)."""
+        if self._session is None:
+            from chdb import session
+
+            self.path.mkdir(parents=True, exist_ok=True)
+            self._session = session.Session(str(self.path))  # type: ignore[no-untyped-call]
+            self._session.query(f"CREATE DATABASE IF NOT EXISTS {self._quoted}")
+            self._session.query(f"USE {self._quoted}")
+        return self
+
+    def close(self) -> None:
+        """Stop the engine."""
+        if self._session is not None:
+            self._session.close()
+            self._session = None
+
+    def __enter__(self) -> EmbeddedStore:
+        """Open on entry."""
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close on exit."""
+        self.close()
+
+    @property
+    def _engine(self) -> Any:
+        if self._session is None:
+            msg = "store is not open: call open() first"
+            raise RuntimeError(msg)
+        return self._session
+
+    def execute(self, sql: str, parameters: Mapping[str, object] | None = None) -> None:
+        """Run a statement that returns no rows."""
+        self._engine.query(sql, "CSV", params=dict(parameters or {}))
+
+    def migrate(self) -> list[str]:
+        """Apply the DDL files not yet recorded in ``schema_migrations``; return their names."""
+        migrations = load_migrations()
+        applied: set[str] = set()
+        exists = self.query(
+            "SELECT count() AS n FROM system.tables WHERE database = {db:String} "
+            "AND name = 'schema_migrations'",
+            {"db": self.database},
+        )
+        if exists.column("n")[0].as_py():
+            done = self.query("SELECT name FROM schema_migrations FINAL")
+            applied = set(done.column("name").to_pylist())
+        now = datetime.now(UTC)
+        newly = []
+        for migration in migrations:
+            if migration.name in applied:
+                continue
+            for statement in migration.statements:
+                self.execute(statement)
+            self.execute(
+                "INSERT INTO schema_migrations (name, checksum, applied_at) "
+                "VALUES ({name:String}, {checksum:String}, {at:DateTime64(6, 'UTC')})",
+                {
+                    "name": migration.name,
+                    "checksum": migration.checksum,
+                    "at": now.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                },
+            )
+            newly.append(migration.name)
+        return newly
+
+    def write_call_history(self, table: pa.Table) -> None:
+        """Insert rated rows; returns when the engine has written them."""
+        if table.num_rows == 0:
+            return
+        batch = table.select(CALL_HISTORY_SCHEMA.names)  # noqa: F841 (read by chdb's Python())
+        self._engine.query(
+            f"INSERT INTO call_history ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM Python(batch)"
+        )
+
+    def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> pa.Table:
+        """Run a SELECT with bound parameters; the result as an Arrow table."""
+        result = self._engine.query(sql, "Arrow", params=dict(parameters or {}))
+        data = result.bytes()
+        if not data:
+            return pa.table({})
+        return pa.ipc.open_file(pa.py_buffer(data)).read_all()

@@ -1,0 +1,1 @@
+"""Where CDRs come from: JSONL files (offline rating, the embedded default) and Kafka."""
