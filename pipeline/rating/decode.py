@@ -246,26 +246,38 @@ def _validate(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
             pl.format("sip_code {} is not 100-699", pl.col("sip_code")),
         ),
     ]
-    reasons = pl.concat_list(
-        [pl.when(cond.fill_null(value=False)).then(pl.lit(code)) for cond, code, _ in checks]
-    ).list.drop_nulls()
-    details = pl.concat_list(
+    # Booleans for every row; reasons and details only for the few rows that fail.
+    flags = [f"_bad{i}" for i in range(len(checks))]
+    checked = typed.with_columns(
         [
-            pl.when(cond.fill_null(value=False)).then(
-                detail if isinstance(detail, pl.Expr) else pl.lit(detail)
-            )
-            for cond, _, detail in checks
+            cond.fill_null(value=False).alias(flag)
+            for (cond, _, _), flag in zip(checks, flags, strict=True)
         ]
-    ).list.drop_nulls()
-    checked = typed.with_columns(_reasons=reasons, _details=details)
-    bad_mask = pl.col("_reasons").list.len() > 0
-    rejected = checked.filter(bad_mask).select(
+    ).with_columns(_is_bad=pl.any_horizontal(flags))
+    failing = checked.filter(pl.col("_is_bad"))
+    rejected = failing.select(
         "position",
-        reason=pl.col("_reasons").list.join(";"),
-        detail=pl.col("_details").list.join("; "),
+        reason=pl.concat_list(
+            [
+                pl.when(pl.col(flag)).then(pl.lit(code))
+                for (_, code, _), flag in zip(checks, flags, strict=True)
+            ]
+        )
+        .list.drop_nulls()
+        .list.join(";"),
+        detail=pl.concat_list(
+            [
+                pl.when(pl.col(flag)).then(
+                    detail if isinstance(detail, pl.Expr) else pl.lit(detail)
+                )
+                for (_, _, detail), flag in zip(checks, flags, strict=True)
+            ]
+        )
+        .list.drop_nulls()
+        .list.join("; "),
     )
     good = (
-        checked.filter(~bad_mask)
+        checked.filter(~pl.col("_is_bad"))
         .select(
             *[
                 pl.col(name)

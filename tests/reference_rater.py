@@ -1,0 +1,471 @@
+"""A deliberately simple, independent per-row reference rater.
+
+Tests compare the vectorised engine in ``pipeline.rating`` against this module. It is written
+straight from DESIGN.md sections 3 and 4 and the binding refinements below, in plain Python
+(``json.loads``, the ``csv`` module, ``decimal.Decimal``), one CDR at a time, clarity over speed.
+It imports nothing from ``pipeline`` on purpose: a bug shared by both would go unnoticed.
+
+Binding refinements (where DESIGN.md is silent):
+
+* Validation: the line is a JSON object (strict JSON: ``NaN``/``Infinity`` are not JSON).
+  Required non-empty strings: cdr_id, session_id, tenant_id, customer_id, client_id, caller,
+  callee, start_time, end_time. ``reseller_id`` absent, null or a non-empty string.
+  ``duration_ms`` a JSON integer (not bool/float/string), ``0 <= d < 2**63``. ``disposition``
+  absent/null or exactly one of ANSWERED, NO_ANSWER, BUSY, FAILED, CANCELLED. ``sip_code``
+  absent/null or an integer 100..699. ``answer_time`` absent/null or a valid timestamp.
+  ``end_time >= start_time``. Unknown fields are ignored.
+* Timestamps: ``YYYY-MM-DD[Tt]HH:MM:SS[.fraction]([Zz]|[+-]HH:MM)``; the fraction may have any
+  number of digits and is truncated to microseconds; impossible dates are rejected.
+* Callee: remove every space and ``-``; then drop one leading ``+``, else a leading ``00``; the
+  rest must be 3..15 ASCII digits.
+* Blank lines (only JSON whitespace: space, tab, CR, LF) are skipped: neither row nor rejection.
+* A CDR whose cdr_id was already seen in an earlier valid line is not rated again: the first one
+  is kept in ``rows`` and the later line number is listed in ``duplicates``. (The engine has its
+  own documented rule for redelivery; this module only makes the case visible.)
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Context, Decimal
+from pathlib import Path
+
+LEGS: tuple[str, ...] = ("customer", "client", "reseller")
+LEG_COLUMNS: tuple[str, ...] = (
+    "plan_id",
+    "prefix",
+    "destination",
+    "rate",
+    "billed_seconds",
+    "amount",
+    "currency",
+)
+REQUIRED_STRINGS: tuple[str, ...] = (
+    "cdr_id",
+    "session_id",
+    "tenant_id",
+    "customer_id",
+    "client_id",
+    "caller",
+    "callee",
+    "start_time",
+    "end_time",
+)
+DISPOSITIONS: frozenset[str] = frozenset({"ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED"})
+ROUNDING_MODES: dict[str, str] = {"half_up": ROUND_HALF_UP, "up": ROUND_UP, "down": ROUND_DOWN}
+
+# Decimal context for money: 80 significant digits. ``fee + rate * billed`` is exact at this
+# precision for any duration below 2**63 ms; the only inexact step is the division by 60, whose
+# non-terminating tail (a repeating 3 or 6, from the factor 3 in 60) lies far beyond the digit
+# being rounded, so the rounded result equals the rounding of the exact rational value.
+MONEY_CONTEXT = Context(prec=80)
+
+_TIMESTAMP = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})"
+    r"(?:\.([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
+)
+_DIGITS = re.compile(r"[0-9]{3,15}")
+
+
+# --------------------------------------------------------------------------------------------
+# Result
+
+
+@dataclass
+class ReferenceResult:
+    """What the reference made of a list of CDR lines.
+
+    ``rows`` is keyed by cdr_id; ``rejected`` maps a 1-based line number to a reason;
+    ``duplicates`` maps the 1-based line number of a repeated cdr_id to that cdr_id.
+    """
+
+    rows: dict[str, dict[str, object]] = field(default_factory=dict)
+    rejected: dict[int, str] = field(default_factory=dict)
+    duplicates: dict[int, str] = field(default_factory=dict)
+
+
+class InvalidCdr(Exception):
+    """A CDR line that breaks the contract; the message is the reason."""
+
+
+# --------------------------------------------------------------------------------------------
+# Parsing helpers
+
+
+def parse_timestamp(text: str) -> datetime | None:
+    """Parse an RFC 3339 timestamp to an aware UTC datetime, or None when it is not valid."""
+    m = _TIMESTAMP.fullmatch(text)
+    if m is None:
+        return None
+    year, month, day, hour, minute, second = (int(m.group(i)) for i in range(1, 7))
+    fraction = m.group(7) or ""
+    micros = int((fraction + "000000")[:6])  # truncate, never round
+    if m.group(8) is not None:
+        offset = timedelta(0)
+    else:
+        off_h, off_m = int(m.group(10)), int(m.group(11))
+        if off_h > 23 or off_m > 59:
+            return None
+        offset = timedelta(hours=off_h, minutes=off_m)
+        if m.group(9) == "-":
+            offset = -offset
+    try:
+        local = datetime(year, month, day, hour, minute, second, micros)
+        return (local - offset).replace(tzinfo=UTC)
+    except (ValueError, OverflowError):
+        return None
+
+
+def normalise_callee(text: str) -> str | None:
+    """Return the callee as 3..15 digits, or None when it is malformed."""
+    s = text.replace(" ", "").replace("-", "")
+    if s.startswith("+"):
+        s = s[1:]
+    elif s.startswith("00"):
+        s = s[2:]
+    if _DIGITS.fullmatch(s) is None:
+        return None
+    return s
+
+
+def _reject_constant(name: str) -> object:
+    msg = f"not JSON: {name}"
+    raise ValueError(msg)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class ValidCdr:
+    """The fields of a CDR line that passed validation."""
+
+    cdr_id: str
+    session_id: str
+    tenant_id: str
+    customer_id: str
+    client_id: str
+    reseller_id: str | None
+    callee: str
+    start_time: datetime
+    duration_ms: int
+
+
+def validate_line(line: str) -> ValidCdr:
+    """Validate one CDR line; raise InvalidCdr with the reason when it breaks a rule."""
+    try:
+        obj = json.loads(line, parse_constant=_reject_constant)
+    except ValueError as exc:  # JSONDecodeError is a ValueError
+        raise InvalidCdr("not_json") from exc
+    if not isinstance(obj, dict):
+        raise InvalidCdr("not_object")
+    for name in (*REQUIRED_STRINGS, "duration_ms"):
+        if name not in obj:
+            raise InvalidCdr(f"missing:{name}")
+    for name in REQUIRED_STRINGS:
+        value = obj[name]
+        if not isinstance(value, str) or value == "":
+            raise InvalidCdr(f"invalid:{name}")
+    reseller = obj.get("reseller_id")
+    if reseller is not None and (not isinstance(reseller, str) or reseller == ""):
+        raise InvalidCdr("invalid:reseller_id")
+    duration = obj["duration_ms"]
+    if not _is_int(duration) or not 0 <= duration < 2**63:
+        raise InvalidCdr("invalid:duration_ms")
+    disposition = obj.get("disposition")
+    if disposition is not None and disposition not in DISPOSITIONS:
+        raise InvalidCdr("invalid:disposition")
+    sip_code = obj.get("sip_code")
+    if sip_code is not None and (not _is_int(sip_code) or not 100 <= sip_code <= 699):
+        raise InvalidCdr("invalid:sip_code")
+    start = parse_timestamp(obj["start_time"])
+    if start is None:
+        raise InvalidCdr("invalid:start_time")
+    end = parse_timestamp(obj["end_time"])
+    if end is None:
+        raise InvalidCdr("invalid:end_time")
+    answer = obj.get("answer_time")
+    if answer is not None and (not isinstance(answer, str) or parse_timestamp(answer) is None):
+        raise InvalidCdr("invalid:answer_time")
+    callee = normalise_callee(obj["callee"])
+    if callee is None:
+        raise InvalidCdr("invalid:callee")
+    if end < start:
+        raise InvalidCdr("end_before_start")
+    return ValidCdr(
+        cdr_id=obj["cdr_id"],
+        session_id=obj["session_id"],
+        tenant_id=obj["tenant_id"],
+        customer_id=obj["customer_id"],
+        client_id=obj["client_id"],
+        reseller_id=reseller,
+        callee=callee,
+        start_time=start,
+        duration_ms=duration,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# Reference data
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A rate plan from plans.csv, defaults applied."""
+
+    plan_id: str
+    tenant_id: str
+    scope: str
+    currency: str
+    decimals: int
+    rounding: str
+
+
+@dataclass(frozen=True)
+class DeckRow:
+    """One row of decks/<plan_id>.csv, defaults applied."""
+
+    prefix: str
+    destination: str
+    rate: Decimal
+    connection_fee: Decimal
+    initial_increment: int
+    subsequent_increment: int
+    effective_from: datetime
+    effective_until: datetime | None
+
+    def effective_at(self, t: datetime) -> bool:
+        """True when ``effective_from <= t < effective_until``."""
+        return self.effective_from <= t and (
+            self.effective_until is None or t < self.effective_until
+        )
+
+
+@dataclass(frozen=True)
+class Link:
+    """An association (account -> plan) or a membership (client -> reseller) over time."""
+
+    target: str
+    effective_from: datetime
+    effective_until: datetime | None
+
+    def effective_at(self, t: datetime) -> bool:
+        """True when ``effective_from <= t < effective_until``."""
+        return self.effective_from <= t and (
+            self.effective_until is None or t < self.effective_until
+        )
+
+
+@dataclass
+class ReferenceData:
+    """Plans, decks (indexed by prefix), associations and memberships."""
+
+    plans: dict[str, Plan]
+    decks: dict[str, dict[str, list[DeckRow]]]
+    associations: dict[tuple[str, str], list[Link]]
+    memberships: dict[str, list[Link]]
+
+
+def _csv_rows(path: Path) -> list[dict[str, str]]:
+    if not path.exists():
+        return []
+    with path.open(newline="", encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _ts(text: str) -> datetime:
+    value = parse_timestamp(text)
+    if value is None:
+        msg = f"bad timestamp in reference data: {text!r}"
+        raise ValueError(msg)
+    return value
+
+
+def _until(text: str | None) -> datetime | None:
+    return None if text is None or text == "" else _ts(text)
+
+
+def load_reference_data(plans_dir: Path) -> ReferenceData:
+    """Read a plans folder (DESIGN.md section 4, "Reference data as files")."""
+    plans: dict[str, Plan] = {}
+    decks: dict[str, dict[str, list[DeckRow]]] = {}
+    for r in _csv_rows(plans_dir / "plans.csv"):
+        plan = Plan(
+            plan_id=r["plan_id"],
+            tenant_id=r["tenant_id"],
+            scope=r["scope"],
+            currency=r["currency"],
+            decimals=int(r["decimals"]) if r.get("decimals") else 6,
+            rounding=r["rounding"] if r.get("rounding") else "half_up",
+        )
+        plans[plan.plan_id] = plan
+        by_prefix: dict[str, list[DeckRow]] = {}
+        for d in _csv_rows(plans_dir / "decks" / f"{plan.plan_id}.csv"):
+            row = DeckRow(
+                prefix=d["prefix"],
+                destination=d["destination"],
+                rate=Decimal(d["rate"]),
+                connection_fee=Decimal(d["connection_fee"])
+                if d.get("connection_fee")
+                else Decimal(0),
+                initial_increment=int(d["initial_increment"]) if d.get("initial_increment") else 1,
+                subsequent_increment=(
+                    int(d["subsequent_increment"]) if d.get("subsequent_increment") else 1
+                ),
+                effective_from=_ts(d["effective_from"]),
+                effective_until=_until(d.get("effective_until")),
+            )
+            by_prefix.setdefault(row.prefix, []).append(row)
+        decks[plan.plan_id] = by_prefix
+    associations: dict[tuple[str, str], list[Link]] = {}
+    for r in _csv_rows(plans_dir / "associations.csv"):
+        link = Link(r["plan_id"], _ts(r["effective_from"]), _until(r.get("effective_until")))
+        associations.setdefault((r["scope"], r["account_id"]), []).append(link)
+    memberships: dict[str, list[Link]] = {}
+    for r in _csv_rows(plans_dir / "memberships.csv"):
+        link = Link(r["reseller_id"], _ts(r["effective_from"]), _until(r.get("effective_until")))
+        memberships.setdefault(r["client_id"], []).append(link)
+    return ReferenceData(plans, decks, associations, memberships)
+
+
+# --------------------------------------------------------------------------------------------
+# Rating
+
+
+def billed_seconds(duration_ms: int, initial: int, subsequent: int) -> int:
+    """Billable seconds: ceil to seconds, then the initial and subsequent increments."""
+    b = -(-duration_ms // 1000)
+    if b == 0:
+        return 0
+    if b <= initial:
+        return initial
+    return initial + -(-(b - initial) // subsequent) * subsequent
+
+
+def leg_amount(row: DeckRow, billed: int, decimals: int, rounding: str) -> Decimal:
+    """``connection_fee + rate * billed / 60`` (0 when nothing billed), rounded for the plan."""
+    quantum = Decimal(1).scaleb(-decimals)
+    if billed == 0:
+        return Decimal(0).quantize(quantum)
+    ctx = MONEY_CONTEXT
+    exact = ctx.add(row.connection_fee, ctx.divide(ctx.multiply(row.rate, Decimal(billed)), 60))
+    return exact.quantize(quantum, rounding=ROUNDING_MODES[rounding], context=ctx)
+
+
+def _effective(links: list[Link], t: datetime, what: str) -> list[Link]:
+    found = [link for link in links if link.effective_at(t)]
+    if len(found) > 1:
+        msg = f"reference data overlaps for {what} at {t.isoformat()}: {found}"
+        raise ValueError(msg)
+    return found
+
+
+def find_plan(
+    data: ReferenceData, scope: str, account_id: str, tenant_id: str, t: datetime
+) -> Plan | None:
+    """The plan associated with the account in that scope at t, of the CDR's tenant."""
+    links = [
+        link
+        for link in data.associations.get((scope, account_id), [])
+        if link.target in data.plans and data.plans[link.target].tenant_id == tenant_id
+    ]
+    found = _effective(links, t, f"association {scope}:{account_id}")
+    if not found:
+        return None
+    plan = data.plans[found[0].target]
+    if plan.scope != scope:
+        msg = f"association {scope}:{account_id} points at {plan.scope} plan {plan.plan_id}"
+        raise ValueError(msg)
+    return plan
+
+
+def find_reseller(data: ReferenceData, cdr: ValidCdr) -> str | None:
+    """The CDR's reseller_id, else the client's membership at start_time, else None (Direct)."""
+    if cdr.reseller_id is not None:
+        return cdr.reseller_id
+    found = _effective(data.memberships.get(cdr.client_id, []), cdr.start_time, cdr.client_id)
+    return found[0].target if found else None
+
+
+def match_prefix(deck: dict[str, list[DeckRow]], callee: str, t: datetime) -> DeckRow | None:
+    """Longest prefix effective at t; same prefix effective twice: the later effective_from."""
+    for length in range(len(callee), 0, -1):
+        candidates = [row for row in deck.get(callee[:length], []) if row.effective_at(t)]
+        if candidates:
+            return max(candidates, key=lambda row: row.effective_from)
+    return None
+
+
+def _empty_leg(row: dict[str, object], leg: str) -> None:
+    for column in LEG_COLUMNS:
+        row[f"{leg}_{column}"] = None
+
+
+def rate_cdr(data: ReferenceData, cdr: ValidCdr) -> dict[str, object]:
+    """Rate one valid CDR on its three legs and return the call-history row."""
+    reseller_id = find_reseller(data, cdr)
+    row: dict[str, object] = {
+        "cdr_id": cdr.cdr_id,
+        "session_id": cdr.session_id,
+        "tenant_id": cdr.tenant_id,
+        "customer_id": cdr.customer_id,
+        "client_id": cdr.client_id,
+        "reseller_id": reseller_id,
+        "callee": cdr.callee,
+        "start_time": cdr.start_time,
+        "duration_ms": cdr.duration_ms,
+    }
+    accounts = {"customer": cdr.customer_id, "client": cdr.client_id, "reseller": reseller_id}
+    failures: list[str] = []
+    for leg in LEGS:
+        _empty_leg(row, leg)
+        account = accounts[leg]
+        if account is None:
+            continue  # Direct: no reseller leg
+        plan = find_plan(data, leg, account, cdr.tenant_id, cdr.start_time)
+        if plan is None:
+            if leg == "customer":
+                failures.append("customer:no_plan")
+            continue
+        deck_row = match_prefix(data.decks.get(plan.plan_id, {}), cdr.callee, cdr.start_time)
+        if deck_row is None:
+            failures.append(f"{leg}:no_prefix")
+            continue
+        billed = billed_seconds(
+            cdr.duration_ms, deck_row.initial_increment, deck_row.subsequent_increment
+        )
+        row[f"{leg}_plan_id"] = plan.plan_id
+        row[f"{leg}_prefix"] = deck_row.prefix
+        row[f"{leg}_destination"] = deck_row.destination
+        row[f"{leg}_rate"] = deck_row.rate
+        row[f"{leg}_billed_seconds"] = billed
+        row[f"{leg}_amount"] = leg_amount(deck_row, billed, plan.decimals, plan.rounding)
+        row[f"{leg}_currency"] = plan.currency
+    row["status"] = "unrated" if failures else "rated"
+    row["unrated_reason"] = ";".join(failures) if failures else None
+    return row
+
+
+def rate_reference(plans_dir: Path, cdr_lines: Sequence[str]) -> ReferenceResult:
+    """Validate and rate every line; blank lines are skipped, line numbers are 1-based."""
+    data = load_reference_data(plans_dir)
+    result = ReferenceResult()
+    for number, line in enumerate(cdr_lines, start=1):
+        if line.strip(" \t\r\n") == "":
+            continue
+        try:
+            cdr = validate_line(line)
+        except InvalidCdr as exc:
+            result.rejected[number] = str(exc)
+            continue
+        if cdr.cdr_id in result.rows:
+            result.duplicates[number] = cdr.cdr_id
+            continue
+        result.rows[cdr.cdr_id] = rate_cdr(data, cdr)
+    return result
