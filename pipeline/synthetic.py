@@ -2,8 +2,11 @@
 
 ``write_network`` writes the reference data in exactly the file format of DESIGN.md section 4
 ("Reference data as files") and CDRs in the ``cdr.v1`` shape of section 3, one JSON object per
-line. The output is a function of the ``NetworkSpec`` alone (``random.Random(spec.seed)``, no
-global state, no clock), so a test can regenerate the same network from its seed.
+line. The output is a function of the ``NetworkSpec`` alone: every draw comes from
+``random.Random(spec.seed)`` or, for the CDR columns, from a ``numpy`` generator seeded from that
+same stream; no global random state, no clock. A test can regenerate the same network from its
+seed (with the same Python, numpy and polars versions). 600,000 CDRs take about 3 s: the CDR file
+is built column by column, never one Python object per row.
 
 What a caller may rely on (tests of the rating engine are built on it):
 
@@ -709,6 +712,7 @@ class _CdrColumns:
     """The valid lines and what the malformed variants need to know about each row."""
 
     lines: pl.Series
+    cdr_ids: pl.Series
     callee_digits: pl.Series
     start_us: np.ndarray
     precision: np.ndarray
@@ -723,9 +727,6 @@ def _cdr_columns(
     t_idx = g.integers(0, len(tenants), n)
     tenant_ids = pl.Series([t.tenant_id for t in tenants]).gather(t_idx)
     cdr_ids = pl.Series(_hex_ids(g, n, 16, uuid4=True), dtype=pl.String)
-    if cdr_ids.n_unique() != n:  # pragma: no cover - 122 random bits per id
-        msg = "cdr_id collision; use another seed"
-        raise RuntimeError(msg)
     session_ids = pl.Series(_hex_ids(g, n, 8, uuid4=False), dtype=pl.String)
     sbc = pl.Series(g.integers(1, 5, n))
     _, customers = _per_tenant(g, t_idx, [t.customer_draw for t in tenants])
@@ -899,7 +900,7 @@ def _cdr_columns(
         pl.lit("}"),
     )
     lines = _evaluate(line)
-    return _CdrColumns(lines, callee_digits, start, precision, zone, lower)
+    return _CdrColumns(lines, cdr_ids, callee_digits, start, precision, zone, lower)
 
 
 def _malformed_line(
@@ -991,6 +992,9 @@ def _malformed_line(
     return json.dumps(cdr)
 
 
+_CHUNK_ROWS = 100_000  # rows built at once: bounds memory, keeps the vectorised speed
+
+
 def _write_cdrs(
     spec: NetworkSpec, rng: random.Random, tenants: list[_Tenant], clock: _Clock, path: Path
 ) -> tuple[tuple[int, ...], tuple[str, ...]]:
@@ -1000,21 +1004,28 @@ def _write_cdrs(
     bad_positions = sorted(rng.sample(range(n), n_bad))
     kinds = [MALFORMED_KINDS[i % len(MALFORMED_KINDS)] for i in range(n_bad)]
     rng.shuffle(kinds)
+    bad_kind = dict(zip(bad_positions, kinds, strict=True))
     path.parent.mkdir(parents=True, exist_ok=True)
-    if n == 0:
-        path.write_text("", encoding="utf-8")
-        return (), ()
-    cols = _cdr_columns(g, n, tenants, clock)
-    lines = cols.lines
-    if bad_positions:
-        bad = [
-            _malformed_line(rng, kind, cols, i, clock.month_start)
-            for i, kind in zip(bad_positions, kinds, strict=True)
-        ]
-        lines = lines.scatter(bad_positions, bad)
-    pl.DataFrame({"line": lines}).write_csv(
-        path, include_header=False, quote_style="never", line_terminator="\n"
-    )
+    ids: list[pl.Series] = []
+    with path.open("wb") as fh:
+        for first in range(0, n, _CHUNK_ROWS):
+            size = min(_CHUNK_ROWS, n - first)
+            cols = _cdr_columns(g, size, tenants, clock)
+            ids.append(cols.cdr_ids)
+            local = [i - first for i in bad_positions if first <= i < first + size]
+            lines = cols.lines
+            if local:
+                bad = [
+                    _malformed_line(rng, bad_kind[first + i], cols, i, clock.month_start)
+                    for i in local
+                ]
+                lines = lines.scatter(local, bad)
+            pl.DataFrame({"line": lines}).write_csv(
+                fh, include_header=False, quote_style="never", line_terminator="\n"
+            )
+    if ids and pl.concat(ids).n_unique() != n:  # pragma: no cover - 122 random bits per id
+        msg = "cdr_id collision; use another seed"
+        raise RuntimeError(msg)
     return tuple(p + 1 for p in bad_positions), tuple(kinds)
 
 

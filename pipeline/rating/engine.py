@@ -36,7 +36,7 @@ _LEG_ACCOUNT = {
 
 def billed_seconds(duration_ms: I64, initial: I64, subsequent: I64) -> I64:
     """Billed seconds: 0 for 0 s; ``I`` up to ``I`` s; then ``I`` plus whole ``S`` steps."""
-    seconds = (duration_ms + 999) // 1000
+    seconds = duration_ms // 1000 + (duration_ms % 1000 > 0)  # ceil, safe up to 2**63 - 1
     beyond = np.maximum(seconds - initial, 0)
     steps = (beyond + subsequent - 1) // subsequent
     return np.where(seconds == 0, 0, initial + steps * subsequent)

@@ -404,3 +404,13 @@ def test_rating_twice_gives_identical_output(tmp_path: Path) -> None:
 def test_an_empty_batch_rates_to_an_empty_table(tmp_path: Path) -> None:
     reference = simple_reference(tmp_path, [deck_row("44", "0.01")])
     assert rate(reference, []) == []
+
+
+def test_the_longest_possible_call_is_priced_exactly(tmp_path: Path) -> None:
+    longest = 2**63 - 1  # ms; the largest duration_ms a CDR may carry
+    assert _billed(longest, 1, 1) == 9_223_372_036_854_776
+    assert _billed(longest, 60, 60) == 9_223_372_036_854_780
+    reference = simple_reference(tmp_path, [deck_row("44", "999999.123456789")])
+    [row] = rate(reference, [cdr(duration_ms=longest)])
+    exact = Decimal("999999.123456789") * 9_223_372_036_854_776 / 60
+    assert row["customer_amount"] == exact.quantize(Decimal("0.000001"))

@@ -1,0 +1,699 @@
+"""Hand-worked examples for the reference rater, so that the reference itself can be trusted.
+
+Every expected amount below was worked out by hand from DESIGN.md section 4; none is computed
+with the code under test.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.reference_rater import (
+    LEG_COLUMNS,
+    LEGS,
+    ReferenceResult,
+    billed_seconds,
+    normalise_callee,
+    parse_timestamp,
+    rate_reference,
+)
+
+FROM = "2026-01-01T00:00:00Z"
+PLAN_HEADER = ["plan_id", "tenant_id", "name", "scope", "currency", "decimals", "rounding"]
+DECK_HEADER = [
+    "prefix",
+    "destination",
+    "rate",
+    "connection_fee",
+    "initial_increment",
+    "subsequent_increment",
+    "effective_from",
+    "effective_until",
+]
+ASSOCIATION_HEADER = ["scope", "account_id", "plan_id", "effective_from", "effective_until"]
+MEMBERSHIP_HEADER = ["client_id", "reseller_id", "effective_from", "effective_until"]
+
+
+def _write(path: Path, header: list[str], rows: Sequence[Sequence[str]]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(header)
+        writer.writerows(rows)
+
+
+def deck(
+    prefix: str,
+    rate: str,
+    *,
+    fee: str = "",
+    inc: tuple[str, str] = ("1", "1"),
+    frm: str = FROM,
+    until: str = "",
+    name: str | None = None,
+) -> list[str]:
+    return [prefix, name or f"dest {prefix}", rate, fee, inc[0], inc[1], frm, until]
+
+
+def folder(
+    root: Path,
+    plans: Sequence[Sequence[str]],
+    decks: dict[str, list[list[str]]],
+    associations: Sequence[Sequence[str]],
+    memberships: Sequence[Sequence[str]] = (),
+) -> Path:
+    _write(root / "plans.csv", PLAN_HEADER, plans)
+    for plan_id, rows in decks.items():
+        _write(root / "decks" / f"{plan_id}.csv", DECK_HEADER, rows)
+    _write(root / "associations.csv", ASSOCIATION_HEADER, associations)
+    _write(root / "memberships.csv", MEMBERSHIP_HEADER, memberships)
+    return root
+
+
+def cdr(**fields: Any) -> str:
+    record: dict[str, Any] = {
+        "cdr_id": "c1",
+        "session_id": "s1",
+        "tenant_id": "t1",
+        "customer_id": "cust",
+        "client_id": "gw",
+        "caller": "+4930123456",
+        "callee": "+447700900123",
+        "start_time": "2026-03-10T12:00:00Z",
+        "answer_time": "2026-03-10T12:00:02Z",
+        "end_time": "2026-03-31T23:59:59Z",  # after every start_time used below
+        "duration_ms": 61_000,
+        "disposition": "ANSWERED",
+        "sip_code": 200,
+    }
+    for key, value in fields.items():
+        if value is _ABSENT:
+            record.pop(key, None)
+        else:
+            record[key] = value
+    return json.dumps(record)
+
+
+_ABSENT = object()
+
+
+def one_plan(
+    tmp_path: Path,
+    rows: list[list[str]],
+    *,
+    decimals: str = "4",
+    rounding: str = "half_up",
+) -> Path:
+    """A customer plan P on account ``cust`` of tenant t1 with the given deck rows."""
+    return folder(
+        tmp_path / "plans",
+        [["P", "t1", "Plan P", "customer", "EUR", decimals, rounding]],
+        {"P": rows},
+        [["customer", "cust", "P", FROM, ""]],
+    )
+
+
+def only_row(result: ReferenceResult) -> dict[str, object]:
+    assert not result.rejected
+    assert len(result.rows) == 1
+    return next(iter(result.rows.values()))
+
+
+# --- billing and cost ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("duration_ms", "initial", "subsequent", "billed"),
+    [
+        (0, 60, 60, 0),
+        (1, 60, 60, 60),
+        (60_000, 60, 60, 60),
+        (60_001, 60, 60, 120),
+        (61_000, 60, 60, 120),
+        (31_000, 30, 6, 36),
+        (30_000, 30, 6, 30),
+        (30_001, 30, 6, 36),
+        (36_001, 30, 6, 42),
+        (1, 30, 6, 30),
+        (999, 1, 1, 1),
+        (1000, 1, 1, 1),
+        (1001, 1, 1, 2),
+        (61_000, 60, 1, 61),
+        (59_999, 6, 6, 60),
+        (60_001, 6, 6, 66),
+    ],
+)
+def test_billed_seconds(duration_ms: int, initial: int, subsequent: int, billed: int) -> None:
+    assert billed_seconds(duration_ms, initial, subsequent) == billed
+
+
+def test_rate_per_minute_with_60_60_increments(tmp_path: Path) -> None:
+    # 61 s at 60/60 -> 120 s; 0.0123 * 120 / 60 = 0.0246
+    plans = one_plan(tmp_path, [deck("44", "0.0123", inc=("60", "60"))])
+    row = only_row(rate_reference(plans, [cdr(duration_ms=61_000)]))
+    assert row["status"] == "rated"
+    assert row["unrated_reason"] is None
+    assert row["customer_plan_id"] == "P"
+    assert row["customer_prefix"] == "44"
+    assert row["customer_destination"] == "dest 44"
+    assert row["customer_rate"] == Decimal("0.0123")
+    assert row["customer_billed_seconds"] == 120
+    assert row["customer_amount"] == Decimal("0.0246")
+    assert str(row["customer_amount"]) == "0.0246"
+    assert row["customer_currency"] == "EUR"
+
+
+def test_30_6_increments_and_connection_fee(tmp_path: Path) -> None:
+    # 31 s at 30/6 -> 36 s; 0.05 + 0.1 * 36 / 60 = 0.05 + 0.06 = 0.11
+    plans = one_plan(tmp_path, [deck("44", "0.1", fee="0.05", inc=("30", "6"))])
+    row = only_row(rate_reference(plans, [cdr(duration_ms=30_001)]))
+    assert row["customer_billed_seconds"] == 36
+    assert str(row["customer_amount"]) == "0.1100"
+
+
+def test_unanswered_call_costs_zero_even_with_a_fee(tmp_path: Path) -> None:
+    plans = one_plan(tmp_path, [deck("44", "0.1", fee="0.05", inc=("60", "60"))], decimals="6")
+    row = only_row(
+        rate_reference(plans, [cdr(duration_ms=0, answer_time=None, disposition="NO_ANSWER")])
+    )
+    assert row["status"] == "rated"
+    assert row["customer_billed_seconds"] == 0
+    assert str(row["customer_amount"]) == "0.000000"
+
+
+@pytest.mark.parametrize(
+    ("rate", "seconds", "decimals", "rounding", "expected"),
+    [
+        # 2.5 / min for 60 s = 2.5 exactly: a tie at 0 decimals
+        ("2.5", 60, "0", "half_up", "3"),
+        ("2.5", 60, "0", "up", "3"),
+        ("2.5", 60, "0", "down", "2"),
+        # 0.00003 / min for 1 s = 0.0000005 exactly: a tie at 6 decimals
+        ("0.00003", 1, "6", "half_up", "0.000001"),
+        ("0.00003", 1, "6", "up", "0.000001"),
+        ("0.00003", 1, "6", "down", "0.000000"),
+        # 0.0123 / min for 61 s = 0.012505 exactly
+        ("0.0123", 61, "4", "half_up", "0.0125"),
+        ("0.0123", 61, "4", "up", "0.0126"),
+        ("0.0123", 61, "4", "down", "0.0125"),
+        # 0.01 / min for 1 s = 0.000166666... (never a tie)
+        ("0.01", 1, "6", "half_up", "0.000167"),
+        ("0.01", 1, "6", "up", "0.000167"),
+        ("0.01", 1, "6", "down", "0.000166"),
+        # 0.125 / min for 60 s = 0.125: a tie at 2 decimals
+        ("0.125", 60, "2", "half_up", "0.13"),
+        ("0.125", 60, "2", "up", "0.13"),
+        ("0.125", 60, "2", "down", "0.12"),
+        # 0.9 / min for 1 s = 0.015 -> 0 decimals: 0, 1, 0
+        ("0.9", 1, "0", "half_up", "0"),
+        ("0.9", 1, "0", "up", "1"),
+        ("0.9", 1, "0", "down", "0"),
+        # a free destination
+        ("0", 600, "4", "up", "0.0000"),
+    ],
+)
+def test_rounding_modes(
+    tmp_path: Path, rate: str, seconds: int, decimals: str, rounding: str, expected: str
+) -> None:
+    plans = one_plan(tmp_path, [deck("44", rate)], decimals=decimals, rounding=rounding)
+    row = only_row(rate_reference(plans, [cdr(duration_ms=seconds * 1000)]))
+    assert row["customer_billed_seconds"] == seconds
+    assert str(row["customer_amount"]) == expected
+
+
+def test_defaults_for_empty_cells(tmp_path: Path) -> None:
+    # empty decimals -> 6, empty rounding -> half_up, empty fee -> 0, empty increments -> 1/1.
+    # 0.01 / min for 2 s (1001 ms) = 0.000333... -> 0.000333
+    rows = [["44", "UK", "0.01", "", "", "", FROM, ""]]
+    plans = one_plan(tmp_path, rows, decimals="", rounding="")
+    row = only_row(rate_reference(plans, [cdr(duration_ms=1001)]))
+    assert row["customer_billed_seconds"] == 2
+    assert str(row["customer_amount"]) == "0.000333"
+
+
+def test_longest_duration_is_exact(tmp_path: Path) -> None:
+    # 2**63 - 1 ms -> 9223372036854776 s; at 0.06 / min -> 9223372036854.776 -> half_up 2 dp
+    plans = one_plan(tmp_path, [deck("44", "0.06")], decimals="2")
+    row = only_row(rate_reference(plans, [cdr(duration_ms=2**63 - 1)]))
+    assert row["customer_billed_seconds"] == 9_223_372_036_854_776
+    assert str(row["customer_amount"]) == "9223372036854.78"
+
+
+# --- prefix matching and effective dating ----------------------------------------------------
+
+NESTED = [
+    deck("4", "0.5"),
+    deck("44", "0.01"),
+    deck("447", "0.02"),
+    deck("4477", "0.03", until="2026-03-15T00:00:00Z"),
+    deck("44770", "0.04"),
+]
+
+
+@pytest.mark.parametrize(
+    ("callee", "start", "prefix"),
+    [
+        ("+447700900123", "2026-03-10T12:00:00Z", "44770"),
+        ("+447712345678", "2026-03-10T12:00:00Z", "4477"),
+        # 4477 expires at 03-15 00:00 (exclusive): the call falls back to 447
+        ("+447712345678", "2026-03-14T23:59:59.999999Z", "4477"),
+        ("+447712345678", "2026-03-15T00:00:00Z", "447"),
+        ("+447712345678", "2026-03-15T01:00:00+01:00", "447"),
+        ("+447712345678", "2026-03-15T00:59:59.999999+01:00", "4477"),
+        # fraction digits beyond microseconds are truncated, never rounded up
+        ("+447712345678", "2026-03-14T23:59:59.9999999Z", "4477"),
+        ("+447612345678", "2026-03-10T12:00:00Z", "447"),
+        ("+442071234567", "2026-03-10T12:00:00Z", "44"),
+        ("+4930123456", "2026-03-10T12:00:00Z", "4"),
+    ],
+)
+def test_longest_effective_prefix_wins(
+    tmp_path: Path, callee: str, start: str, prefix: str
+) -> None:
+    plans = one_plan(tmp_path, NESTED)
+    row = only_row(rate_reference(plans, [cdr(callee=callee, start_time=start)]))
+    assert row["customer_prefix"] == prefix
+
+
+def test_no_prefix_matches(tmp_path: Path) -> None:
+    plans = one_plan(tmp_path, NESTED)
+    row = only_row(rate_reference(plans, [cdr(callee="+33123456789")]))
+    assert row["status"] == "unrated"
+    assert row["unrated_reason"] == "customer:no_prefix"
+    assert all(row[f"customer_{c}"] is None for c in LEG_COLUMNS)
+
+
+def test_row_not_yet_effective_is_ignored(tmp_path: Path) -> None:
+    plans = one_plan(tmp_path, [deck("44", "0.01", frm="2026-03-20T00:00:00Z")])
+    row = only_row(rate_reference(plans, [cdr()]))
+    assert row["unrated_reason"] == "customer:no_prefix"
+
+
+@pytest.mark.parametrize(
+    ("start", "rate"),
+    [
+        ("2026-03-09T23:59:59.999999Z", "0.01"),
+        ("2026-03-10T00:00:00Z", "0.02"),  # effective_from is inclusive
+        ("2026-03-10T00:00:00.000001Z", "0.02"),
+        ("2026-03-20T00:00:00Z", "0.01"),  # the later row ended; the earlier one is still on
+    ],
+)
+def test_same_prefix_twice_later_effective_from_wins(tmp_path: Path, start: str, rate: str) -> None:
+    rows = [
+        deck("44", "0.01"),
+        deck("44", "0.02", frm="2026-03-10T00:00:00Z", until="2026-03-20T00:00:00Z"),
+    ]
+    plans = one_plan(tmp_path, rows)
+    row = only_row(rate_reference(plans, [cdr(start_time=start)]))
+    assert row["customer_rate"] == Decimal(rate)
+
+
+def test_rate_change_at_an_instant(tmp_path: Path) -> None:
+    rows = [
+        deck("44", "0.01", until="2026-03-10T00:00:00Z"),
+        deck("44", "0.03", frm="2026-03-10T00:00:00Z"),
+    ]
+    plans = one_plan(tmp_path, rows)
+    lines = [
+        cdr(cdr_id="before", start_time="2026-03-09T23:59:59.999Z"),
+        cdr(cdr_id="at", start_time="2026-03-10T00:00:00.000Z"),
+        cdr(cdr_id="local", start_time="2026-03-09T19:00:00-05:00"),
+    ]
+    result = rate_reference(plans, lines)
+    assert result.rows["before"]["customer_rate"] == Decimal("0.01")
+    assert result.rows["at"]["customer_rate"] == Decimal("0.03")
+    assert result.rows["local"]["customer_rate"] == Decimal("0.03")
+
+
+# --- callee normalisation --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("written", "normalised"),
+    [
+        ("+447700900123", "447700900123"),
+        ("00447700900123", "447700900123"),
+        ("447700900123", "447700900123"),
+        ("+44 7700 900123", "447700900123"),
+        ("0044 7700-900-123", "447700900123"),
+        ("44-77-00-900123", "447700900123"),
+        ("00 44 7700 900123", "447700900123"),
+        ("+0044123", "0044123"),  # one + removed, then the 00 stays
+        ("0301234567", "0301234567"),  # a single leading 0 is kept
+        ("123", "123"),
+        ("123456789012345", "123456789012345"),
+    ],
+)
+def test_callee_normalisation(written: str, normalised: str) -> None:
+    assert normalise_callee(written) == normalised
+
+
+@pytest.mark.parametrize(
+    "written",
+    [
+        "12",
+        "+12",
+        "0012",
+        "1234567890123456",
+        "+44ABC7700",
+        "tel:+447700900123",
+        "++447700900123",
+        "(0)447700900123",
+        "+44770090012\u0661",
+        "44.7700.900123",
+        "44\t7700900123",
+        "",
+        "+",
+    ],
+)
+def test_callee_malformed(written: str) -> None:
+    assert normalise_callee(written) is None
+
+
+def test_normalised_callee_is_matched_and_reported(tmp_path: Path) -> None:
+    plans = one_plan(tmp_path, NESTED)
+    row = only_row(rate_reference(plans, [cdr(callee="0044 7700-900 123")]))
+    assert row["callee"] == "447700900123"
+    assert row["customer_prefix"] == "44770"
+
+
+# --- timestamps ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-10T12:00:00Z", datetime(2026, 3, 10, 12, tzinfo=UTC)),
+        ("2026-03-10t12:00:00z", datetime(2026, 3, 10, 12, tzinfo=UTC)),
+        ("2026-03-10T14:00:00+02:00", datetime(2026, 3, 10, 12, tzinfo=UTC)),
+        ("2026-03-10T06:30:00-05:30", datetime(2026, 3, 10, 12, tzinfo=UTC)),
+        ("2026-03-10T12:00:00.5Z", datetime(2026, 3, 10, 12, 0, 0, 500_000, tzinfo=UTC)),
+        ("2026-03-10T12:00:00.123456789Z", datetime(2026, 3, 10, 12, 0, 0, 123_456, tzinfo=UTC)),
+        ("2026-03-10T12:00:00.9999999Z", datetime(2026, 3, 10, 12, 0, 0, 999_999, tzinfo=UTC)),
+        ("2026-03-01T00:30:00+01:00", datetime(2026, 2, 28, 23, 30, tzinfo=UTC)),
+        ("2024-02-29T00:00:00Z", datetime(2024, 2, 29, tzinfo=UTC)),
+    ],
+)
+def test_timestamps_accepted(text: str, expected: datetime) -> None:
+    assert parse_timestamp(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-02-30T00:00:00Z",
+        "2025-02-29T00:00:00Z",
+        "2026-03-32T00:00:00Z",
+        "2026-03-10T24:00:00Z",
+        "2026-03-10T12:60:00Z",
+        "2026-03-10T12:00:60Z",
+        "2026-03-10T12:00:00",
+        "2026-03-10 12:00:00Z",
+        "2026/03/10T12:00:00Z",
+        "2026-03-10T12:00:00.Z",
+        "2026-03-10T12:00:00+2:00",
+        "2026-03-10T12:00:00+0200",
+        "2026-03-10T12:00:00+24:00",
+        "2026-03-10T12:00Z",
+        "2026-3-10T12:00:00Z",
+        "1772712000",
+        "yesterday",
+        "",
+    ],
+)
+def test_timestamps_rejected(text: str) -> None:
+    assert parse_timestamp(text) is None
+
+
+# --- validation ------------------------------------------------------------------------------
+
+REQUIRED = (
+    "cdr_id",
+    "session_id",
+    "tenant_id",
+    "customer_id",
+    "client_id",
+    "caller",
+    "callee",
+    "start_time",
+    "end_time",
+)
+
+
+def _rejected_cases() -> list[tuple[str, str]]:
+    cases: list[tuple[str, str]] = [
+        ("this is not json", "not_json"),
+        ('{"cdr_id": "c1"', "not_json"),
+        ('{"cdr_id": "c1",}', "not_json"),
+        ("{cdr_id: 'c1'}", "not_json"),
+        (cdr(duration_ms=float("nan")), "not_json"),  # json.dumps writes NaN: not JSON
+        ("[1, 2]", "not_object"),
+        ("null", "not_object"),
+        ('"c1"', "not_object"),
+        (cdr(duration_ms=_ABSENT), "missing:duration_ms"),
+        (cdr(reseller_id=""), "invalid:reseller_id"),
+        (cdr(duration_ms=-1), "invalid:duration_ms"),
+        (cdr(duration_ms=12.5), "invalid:duration_ms"),
+        (cdr(duration_ms=1000.0), "invalid:duration_ms"),
+        (cdr(duration_ms="1000"), "invalid:duration_ms"),
+        (cdr(duration_ms="abc"), "invalid:duration_ms"),
+        (cdr(duration_ms=True), "invalid:duration_ms"),
+        (cdr(duration_ms=None), "invalid:duration_ms"),
+        (cdr(duration_ms=2**63), "invalid:duration_ms"),
+        (cdr(disposition="answered"), "invalid:disposition"),
+        (cdr(disposition=""), "invalid:disposition"),
+        (cdr(disposition="UNKNOWN"), "invalid:disposition"),
+        (cdr(sip_code=99), "invalid:sip_code"),
+        (cdr(sip_code=700), "invalid:sip_code"),
+        (cdr(sip_code="200"), "invalid:sip_code"),
+        (cdr(sip_code=200.0), "invalid:sip_code"),
+        (cdr(sip_code=True), "invalid:sip_code"),
+        (cdr(start_time="2026-02-30T00:00:00Z"), "invalid:start_time"),
+        (cdr(end_time="2026-03-10 12:00:00Z"), "invalid:end_time"),
+        (cdr(answer_time="soon"), "invalid:answer_time"),
+        (cdr(callee="12"), "invalid:callee"),
+        (cdr(callee="+4477009001234567"), "invalid:callee"),
+        (cdr(callee="+44 ABC"), "invalid:callee"),
+        (cdr(end_time="2026-03-10T11:59:59.999999Z"), "end_before_start"),
+        (cdr(end_time="2026-03-10T13:59:59+02:00"), "end_before_start"),
+    ]
+    for name in REQUIRED:
+        cases.append((cdr(**{name: _ABSENT}), f"missing:{name}"))
+        cases.append((cdr(**{name: None}), f"invalid:{name}"))
+        cases.append((cdr(**{name: ""}), f"invalid:{name}"))
+    return cases
+
+
+@pytest.mark.parametrize(("line", "reason"), _rejected_cases())
+def test_rejected_lines(tmp_path: Path, line: str, reason: str) -> None:
+    plans = one_plan(tmp_path, NESTED)
+    result = rate_reference(plans, [line])
+    assert result.rows == {}
+    assert result.rejected == {1: reason}
+
+
+@pytest.mark.parametrize(
+    "line",
+    [
+        cdr(reseller_id=None),
+        cdr(reseller_id=_ABSENT),
+        cdr(disposition=None, sip_code=None),
+        cdr(disposition=_ABSENT, sip_code=_ABSENT, answer_time=_ABSENT),
+        cdr(answer_time=None),
+        cdr(answer_time="2026-03-10T11:00:00Z"),  # no ordering rule for answer_time
+        cdr(sip_code=100),
+        cdr(sip_code=699),
+        cdr(duration_ms=0),
+        cdr(end_time="2026-03-10T12:00:00Z"),  # end == start
+        cdr(end_time="2026-03-10T14:00:00+02:00"),  # end == start, written in another zone
+        cdr(codec="PCMA", trunk={"id": 7}, tags=["a"], x=None),  # unknown fields are ignored
+        *(cdr(disposition=d) for d in ("ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED")),
+    ],
+)
+def test_accepted_lines(tmp_path: Path, line: str) -> None:
+    plans = one_plan(tmp_path, NESTED)
+    result = rate_reference(plans, [line])
+    assert result.rejected == {}
+    assert list(result.rows) == ["c1"]
+
+
+def test_line_numbers_blank_lines_and_duplicates(tmp_path: Path) -> None:
+    plans = one_plan(tmp_path, NESTED)
+    lines = [
+        cdr(cdr_id="a"),
+        "",
+        "   \t",
+        "not json",
+        cdr(cdr_id="b"),
+        cdr(cdr_id="a", duration_ms=1),
+        "",
+    ]
+    result = rate_reference(plans, lines)
+    assert list(result.rows) == ["a", "b"]
+    assert result.rejected == {4: "not_json"}
+    assert result.duplicates == {6: "a"}
+    assert result.rows["a"]["customer_billed_seconds"] == 61  # the first one is kept
+
+
+# --- legs, plans, resellers -------------------------------------------------------------------
+
+
+def network(tmp_path: Path) -> Path:
+    """Tenant t1: customer plan CP, client plan GP, reseller plan RP; tenant t2: plan X."""
+    switch = "2026-03-15T00:00:00Z"
+    return folder(
+        tmp_path / "plans",
+        [
+            ["CP", "t1", "Customers", "customer", "EUR", "4", "half_up"],
+            ["GP", "t1", "Gateways", "client", "USD", "6", "down"],
+            ["RP", "t1", "Reseller A", "reseller", "EUR", "2", "up"],
+            ["RP2", "t1", "Reseller B", "reseller", "EUR", "6", ""],
+            ["X", "t2", "Other tenant", "customer", "EUR", "4", ""],
+        ],
+        {
+            "CP": [deck("44", "0.06"), deck("33", "0.06")],
+            "GP": [deck("44", "0.03"), deck("49", "0.03")],
+            "RP": [deck("44", "0.006", inc=("60", "60")), deck("33", "0.006")],
+            "RP2": [deck("4", "0.001")],
+            "X": [deck("44", "1")],
+        },
+        [
+            ["customer", "cust", "CP", FROM, ""],
+            ["customer", "gap", "CP", FROM, "2026-03-05T00:00:00Z"],
+            ["customer", "gap", "CP", "2026-03-20T00:00:00Z", ""],
+            ["customer", "shared", "X", FROM, ""],  # another tenant's plan never applies to t1
+            ["client", "gw", "GP", FROM, ""],
+            ["reseller", "resA", "RP", FROM, ""],
+            ["reseller", "resB", "RP2", switch, ""],
+        ],
+        [
+            ["gw", "resA", FROM, switch],
+            ["gw", "resB", switch, ""],
+            ["gw-direct-later", "resA", FROM, switch],
+        ],
+    )
+
+
+def test_three_legs_rated(tmp_path: Path) -> None:
+    # 90 s: customer 1/1 -> 90 s * 0.06 / 60 = 0.09; client 0.045 -> 6 dp;
+    # reseller 60/60 -> 120 s * 0.006 / 60 = 0.012 -> up at 2 dp = 0.02
+    result = rate_reference(network(tmp_path), [cdr(duration_ms=90_000)])
+    row = only_row(result)
+    assert row["status"] == "rated"
+    assert row["reseller_id"] == "resA"
+    assert (row["customer_amount"], row["customer_currency"]) == (Decimal("0.0900"), "EUR")
+    assert str(row["customer_amount"]) == "0.0900"
+    assert str(row["client_amount"]) == "0.045000"
+    assert row["client_currency"] == "USD"
+    assert row["reseller_billed_seconds"] == 120
+    assert str(row["reseller_amount"]) == "0.02"
+    assert row["reseller_plan_id"] == "RP"
+
+
+def test_membership_changes_at_an_instant(tmp_path: Path) -> None:
+    lines = [
+        cdr(cdr_id="before", start_time="2026-03-14T23:59:59.999999Z"),
+        cdr(cdr_id="at", start_time="2026-03-15T00:00:00Z"),
+    ]
+    result = rate_reference(network(tmp_path), lines)
+    assert result.rows["before"]["reseller_id"] == "resA"
+    assert result.rows["before"]["reseller_plan_id"] == "RP"
+    assert result.rows["at"]["reseller_id"] == "resB"
+    assert result.rows["at"]["reseller_plan_id"] == "RP2"
+    assert result.rows["at"]["reseller_prefix"] == "4"
+
+
+def test_explicit_reseller_overrides_membership(tmp_path: Path) -> None:
+    row = only_row(rate_reference(network(tmp_path), [cdr(reseller_id="resB")]))
+    # resB's association starts at 03-15: before that it has no plan -> leg not applicable
+    assert row["reseller_id"] == "resB"
+    assert row["status"] == "rated"
+    assert all(row[f"reseller_{c}"] is None for c in LEG_COLUMNS)
+
+
+def test_reseller_without_plan_is_not_a_failure(tmp_path: Path) -> None:
+    row = only_row(rate_reference(network(tmp_path), [cdr(reseller_id="nobody")]))
+    assert row["reseller_id"] == "nobody"
+    assert row["status"] == "rated"
+    assert row["reseller_amount"] is None
+
+
+def test_direct_client_has_no_reseller_leg(tmp_path: Path) -> None:
+    lines = [
+        cdr(cdr_id="never", client_id="gw-unknown"),
+        cdr(cdr_id="left", client_id="gw-direct-later", start_time="2026-03-16T00:00:00Z"),
+    ]
+    result = rate_reference(network(tmp_path), lines)
+    for row in result.rows.values():
+        assert row["reseller_id"] is None
+        assert row["status"] == "rated"
+        assert all(row[f"reseller_{c}"] is None for c in LEG_COLUMNS)
+        # no client plan for these gateways either: the client leg does not apply
+        assert all(row[f"client_{c}"] is None for c in LEG_COLUMNS)
+        assert row["customer_amount"] is not None
+
+
+def test_customer_without_plan(tmp_path: Path) -> None:
+    lines = [
+        cdr(cdr_id="unknown", customer_id="nobody"),
+        cdr(cdr_id="gap", customer_id="gap", start_time="2026-03-10T00:00:00Z"),
+        cdr(cdr_id="after", customer_id="gap", start_time="2026-03-20T00:00:00Z"),
+        cdr(cdr_id="other-tenant", customer_id="shared"),
+    ]
+    result = rate_reference(network(tmp_path), lines)
+    for cdr_id in ("unknown", "gap", "other-tenant"):
+        row = result.rows[cdr_id]
+        assert row["status"] == "unrated"
+        assert row["unrated_reason"] == "customer:no_plan"
+        assert all(row[f"customer_{c}"] is None for c in LEG_COLUMNS)
+        # the legs that could rate keep their values
+        assert str(row["client_amount"]) == "0.030500"
+        assert row["reseller_plan_id"] == "RP"
+    assert result.rows["after"]["status"] == "rated"
+
+
+def test_other_tenant_plan_applies_to_its_own_tenant(tmp_path: Path) -> None:
+    row = only_row(rate_reference(network(tmp_path), [cdr(tenant_id="t2", customer_id="shared")]))
+    assert row["customer_plan_id"] == "X"
+    assert row["customer_amount"] == Decimal("1.0167")  # 61 s * 1 / 60 = 1.01666...
+    # the client and reseller plans belong to t1: not applicable to a t2 call
+    assert row["client_plan_id"] is None
+    assert row["reseller_id"] == "resA"
+    assert row["reseller_plan_id"] is None
+    assert row["status"] == "rated"
+
+
+@pytest.mark.parametrize(
+    ("callee", "reason"),
+    [
+        ("+33123456789", "client:no_prefix"),
+        ("+4930123456", "customer:no_prefix;reseller:no_prefix"),
+        ("+1212555000", "customer:no_prefix;client:no_prefix;reseller:no_prefix"),
+    ],
+)
+def test_failures_in_leg_order(tmp_path: Path, callee: str, reason: str) -> None:
+    row = only_row(rate_reference(network(tmp_path), [cdr(callee=callee)]))
+    assert row["status"] == "unrated"
+    assert row["unrated_reason"] == reason
+    failed = {part.split(":")[0] for part in reason.split(";")}
+    for leg in LEGS:
+        values = [row[f"{leg}_{c}"] for c in LEG_COLUMNS]
+        if leg in failed:
+            assert values == [None] * len(LEG_COLUMNS)
+        else:
+            assert None not in values
+
+
+def test_no_plan_and_no_prefix_together(tmp_path: Path) -> None:
+    line = cdr(customer_id="nobody", callee="+4930123456")
+    row = only_row(rate_reference(network(tmp_path), [line]))
+    assert row["unrated_reason"] == "customer:no_plan;reseller:no_prefix"
+    assert row["client_prefix"] == "49"
