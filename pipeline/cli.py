@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pyarrow.parquet as pq
 
 from pipeline import __version__
+
+if TYPE_CHECKING:
+    from pipeline.config import Settings
+    from pipeline.sinks.contracts import CallHistoryStore
 
 _EPILOG = """
 Files: a plans folder holds plans.csv, decks/<plan_id>.csv, associations.csv and memberships.csv
@@ -35,6 +41,11 @@ def _parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        help="TOML settings file (default: $VMGATE_CONFIG); environment variables override it",
+    )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     rate = commands.add_parser(
@@ -67,6 +78,49 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--store", type=Path, required=True, help="embedded store folder")
     export.add_argument("--out", type=Path, required=True, help="Parquet file to write")
 
+    setup = commands.add_parser(
+        "setup",
+        help="create the Kafka topics and apply the ClickHouse DDL (idempotent)",
+        description="Create the pipeline's topics (cdr.v1 with several partitions, cdr.dlq.v1) "
+        "with explicit settings if they do not exist, and apply the ClickHouse DDL to the store "
+        "(the embedded one at --store, or the server at $CLICKHOUSE_URL). Safe to run again.",
+    )
+    _kafka_options(setup)
+    setup.add_argument("--store", type=Path, help="embedded store folder (default ./store)")
+    setup.add_argument("--replication-factor", type=int, default=1, help="for new topics (1)")
+    setup.add_argument("--no-kafka", action="store_true", help="only apply the DDL")
+
+    produce = commands.add_parser(
+        "produce",
+        help="publish a JSONL file of CDRs to cdr.v1",
+        description="Publish each non-blank line of a JSONL file as one cdr.v1 message with an "
+        "idempotent producer, keyed by cdr_id; prints how many the broker acknowledged.",
+    )
+    _kafka_options(produce)
+    produce.add_argument("--cdrs", type=Path, required=True, help="JSONL file, one CDR per line")
+    produce.add_argument("--topic", help="topic (default cdr.v1 or $VMGATE_CDR_TOPIC)")
+
+    run = commands.add_parser(
+        "run",
+        help="run a rater: consume cdr.v1, rate, write call history, commit",
+        description="Join the consumer group and rate CDRs from Kafka in large batches into call "
+        "history (the embedded store at --store, or the ClickHouse server at $CLICKHOUSE_URL). "
+        "Rejected messages go to cdr.dlq.v1 with the reason. Offsets are committed, together "
+        "with the dead letters in one Kafka transaction, only after the store acknowledged the "
+        "batch. SIGTERM/SIGINT: finish the batch in flight, commit, exit 0.",
+    )
+    _kafka_options(run)
+    run.add_argument("--plans", type=Path, required=True, help="plans folder (reference data)")
+    run.add_argument("--store", type=Path, help="embedded store folder (default ./store)")
+    run.add_argument("--group", help="consumer group (default raters or $VMGATE_GROUP)")
+    run.add_argument("--batch-size", type=int, help="max CDRs per batch (default 50000)")
+    run.add_argument(
+        "--exit-when-idle",
+        type=float,
+        metavar="SECONDS",
+        help="exit once no CDR arrived for this long (batch jobs, tests); default: run forever",
+    )
+
     demo = commands.add_parser(
         "demo",
         help="build a synthetic network, rate it into an embedded store and report",
@@ -84,6 +138,11 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
     from pipeline.rating.exceptions import ReferenceDataError
 
     try:
@@ -91,6 +150,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _rate(args)
         if args.command == "export":
             return _export(args)
+        if args.command == "setup":
+            return _setup(args)
+        if args.command == "produce":
+            return _produce(args)
+        if args.command == "run":
+            return _run(args)
         if args.command == "demo":
             from pipeline.demo import run_demo
 
@@ -98,8 +163,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ReferenceDataError as exc:
         print(f"vmgate-rating: {exc}", file=sys.stderr)
         return 2
-    except FileNotFoundError as exc:
-        print(f"vmgate-rating: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+    except (ValueError, OSError) as exc:
+        if isinstance(exc, FileNotFoundError):
+            print(f"vmgate-rating: {exc.strerror or exc}: {exc.filename or ''}", file=sys.stderr)
+            return 2
+        print(f"vmgate-rating: {exc}", file=sys.stderr)
         return 2
     return 2  # pragma: no cover - argparse requires a command
 
@@ -162,3 +230,102 @@ def _export(args: argparse.Namespace) -> int:
 
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())
+
+
+def _kafka_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--bootstrap", help="Kafka bootstrap servers host:port (default $KAFKA_BOOTSTRAP)"
+    )
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    from dataclasses import replace
+
+    from pipeline.config import load_settings
+
+    settings = load_settings(args.config)
+    overrides: dict[str, Any] = {}
+    if getattr(args, "bootstrap", None):
+        overrides["kafka_bootstrap"] = args.bootstrap
+    if getattr(args, "group", None):
+        overrides["group_id"] = args.group
+    if getattr(args, "batch_size", None) and args.command == "run":
+        overrides["batch_size"] = args.batch_size
+    return replace(settings, **overrides)
+
+
+def _open_store(settings: Settings, store_dir: Path | None) -> CallHistoryStore:
+    from pipeline.sinks.open_store import open_store
+
+    url = settings.clickhouse_url.reveal() if settings.clickhouse_url else None
+    return open_store(store_dir or Path("store"), url, settings.database)
+
+
+def _setup(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    if not args.no_kafka:
+        from pipeline.topics import ensure_topics
+
+        for name, outcome in ensure_topics(settings, args.replication_factor).items():
+            print(f"topic {name}: {outcome}")
+    store = _open_store(settings, args.store)
+    try:
+        applied = store.migrate()
+    finally:
+        store.close()
+    print(f"DDL applied: {', '.join(applied) if applied else 'already up to date'}")
+    return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from pipeline.publish import publish
+    from pipeline.sources.files import read_jsonl_batches
+
+    settings = _settings(args)
+    if not args.cdrs.exists():
+        raise FileNotFoundError(2, "CDR file not found", str(args.cdrs))
+    lines = (line for batch in read_jsonl_batches(args.cdrs, 10_000) for line in batch.lines)
+    summary = publish(settings, lines, args.topic)
+    print(
+        f"sent {summary.sent:,}, acknowledged {summary.acknowledged:,}, failed {summary.failed:,}"
+    )
+    for error in summary.errors:
+        print(f"  {error}", file=sys.stderr)
+    return 0 if summary.failed == 0 and summary.acknowledged == summary.sent else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline.rating.reference import load_plans_folder
+    from pipeline.runtime import Rater
+    from pipeline.sinks.kafka_dlq import TransactionalCommitter
+    from pipeline.sources.kafka import KafkaCdrSource
+
+    settings = _settings(args)
+    reference = load_plans_folder(args.plans)
+    logging.getLogger(__name__).info(
+        "reference data %s: %d plans, %d deck rows",
+        reference.version,
+        reference.plan_count,
+        reference.deck_row_count,
+    )
+    store = _open_store(settings, args.store)
+    try:
+        store.migrate()
+        rater = Rater(
+            KafkaCdrSource(settings.kafka(), settings.group_id, settings.cdr_topic),
+            TransactionalCommitter(settings.kafka(), settings.dlq_topic, settings.group_id),
+            store,
+            reference,
+            batch_size=settings.batch_size,
+            batch_timeout_s=settings.batch_timeout_s,
+            exit_when_idle_s=args.exit_when_idle,
+        )
+        stats = rater.run()
+    finally:
+        store.close()
+    print(
+        f"consumed {stats.consumed:,}, rated {stats.rated:,}, unrated {stats.unrated:,}, "
+        f"rejected {stats.rejected:,}, batches {stats.batches:,}, "
+        f"store failures {stats.store_failures:,}"
+    )
+    return 0

@@ -51,3 +51,46 @@ CALL_HISTORY_SCHEMA = pa.schema(
         *[f for leg in LEG_NAMES for f in _leg_fields(leg)],
     ]
 )
+
+
+def call_history_batch(table: pa.Table) -> pa.Table:
+    """``table``'s call-history columns in schema order and types, or :class:`ValueError`.
+
+    ClickHouse converts what it is sent into the column's type without a word: a Decimal of a
+    larger scale is truncated, a float is taken as money, a number parsed from text, a null in
+    a required column stored as ''. So only another layout of strings (large, view, dictionary)
+    is converted here; any other type difference, or a null where the schema requires a value,
+    is refused with every such column named.
+    """
+    missing = [name for name in CALL_HISTORY_SCHEMA.names if name not in table.column_names]
+    if missing:
+        msg = f"not a call-history batch: missing column(s) {', '.join(missing)}"
+        raise ValueError(msg)
+    problems: list[str] = []
+    columns: list[pa.ChunkedArray] = []
+    for expected in CALL_HISTORY_SCHEMA:
+        column = table.column(expected.name)
+        if column.type != expected.type:
+            if expected.type == pa.string() and plain_type(column.type) == pa.string():
+                column = column.cast(pa.string())
+            else:
+                problems.append(f"{expected.name} is {column.type}, not {expected.type}")
+                continue
+        if not expected.nullable and column.null_count:
+            problems.append(f"{expected.name} is required but has {column.null_count} null(s)")
+        columns.append(column)
+    if problems:
+        msg = f"not a call-history batch: {'; '.join(problems)}"
+        raise ValueError(msg)
+    return pa.Table.from_arrays(columns, schema=CALL_HISTORY_SCHEMA)
+
+
+def plain_type(kind: pa.DataType) -> pa.DataType:
+    """The plain Arrow type behind a dictionary, large or view string or binary type."""
+    if pa.types.is_dictionary(kind):
+        return plain_type(kind.value_type)
+    if pa.types.is_large_string(kind) or pa.types.is_string_view(kind):
+        return pa.string()
+    if pa.types.is_large_binary(kind):
+        return pa.binary()
+    return kind

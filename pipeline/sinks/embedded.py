@@ -8,15 +8,14 @@ allows one engine per process; a store owns it between :meth:`open` and :meth:`c
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 import pyarrow as pa
 
-from pipeline.rating.columns import CALL_HISTORY_SCHEMA
-from pipeline.sinks.migrations import load_migrations, quote_identifier
+from pipeline.rating.columns import CALL_HISTORY_SCHEMA, call_history_batch
+from pipeline.sinks.migrations import apply_migrations, quote_identifier
 
 DEFAULT_DATABASE = "vmgate"
 _COLUMN_LIST = ", ".join(f"`{name}`" for name in CALL_HISTORY_SCHEMA.names)
@@ -75,40 +74,13 @@ class EmbeddedStore:
 
     def migrate(self) -> list[str]:
         """Apply the DDL files not yet recorded in ``schema_migrations``; return their names."""
-        migrations = load_migrations()
-        applied: set[str] = set()
-        exists = self.query(
-            "SELECT count() AS n FROM system.tables WHERE database = {db:String} "
-            "AND name = 'schema_migrations'",
-            {"db": self.database},
-        )
-        if exists.column("n")[0].as_py():
-            done = self.query("SELECT name FROM schema_migrations FINAL")
-            applied = set(done.column("name").to_pylist())
-        now = datetime.now(UTC)
-        newly = []
-        for migration in migrations:
-            if migration.name in applied:
-                continue
-            for statement in migration.statements:
-                self.execute(statement)
-            self.execute(
-                "INSERT INTO schema_migrations (name, checksum, applied_at) "
-                "VALUES ({name:String}, {checksum:String}, {at:DateTime64(6, 'UTC')})",
-                {
-                    "name": migration.name,
-                    "checksum": migration.checksum,
-                    "at": now.strftime("%Y-%m-%d %H:%M:%S.%f"),
-                },
-            )
-            newly.append(migration.name)
-        return newly
+        return apply_migrations(self, self.database)
 
     def write_call_history(self, table: pa.Table) -> None:
         """Insert rated rows; returns when the engine has written them."""
         if table.num_rows == 0:
             return
-        batch = table.select(CALL_HISTORY_SCHEMA.names)  # noqa: F841 (read by chdb's Python())
+        batch = call_history_batch(table)  # noqa: F841 (read by chdb's Python())
         self._engine.query(
             f"INSERT INTO call_history ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM Python(batch)"
         )

@@ -1,8 +1,9 @@
-"""The DDL files of ``schemas/clickhouse``, in the order they are applied.
+"""The DDL files of ``schemas/clickhouse``, in order, and the migration step that applies them.
 
 Each file holds statements separated by ``;`` at the end of a line. Every statement is
-idempotent (``IF NOT EXISTS``) so applying a file twice is harmless; the store also records
-applied files in ``schema_migrations`` and skips them.
+idempotent (``IF NOT EXISTS``) so applying a file twice is harmless; :func:`apply_migrations`
+also records applied files in ``schema_migrations`` and skips them. The embedded store and the
+server store both run this one function, so both hold the same tables.
 """
 
 from __future__ import annotations
@@ -10,10 +11,30 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Protocol
+
+import pyarrow as pa
 
 _DATABASE_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+class MigrationTarget(Protocol):
+    """What the migration step needs of a store: run a statement, run a SELECT.
+
+    Both run in the store's current database and bind ``{name:Type}`` parameters server-side.
+    """
+
+    def execute(self, sql: str, parameters: Mapping[str, object] | None = None) -> None:
+        """Run a statement that returns no rows."""
+        ...
+
+    def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> pa.Table:
+        """Run a SELECT; the result as Arrow."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -55,3 +76,41 @@ def quote_identifier(name: str) -> str:
         msg = f"database name {name!r} must be letters, digits and '_' (not starting with a digit)"
         raise ValueError(msg)
     return f"`{name}`"
+
+
+def apply_migrations(store: MigrationTarget, database: str) -> list[str]:
+    """Apply the DDL files not yet recorded in ``schema_migrations``; return their names.
+
+    ``database`` is the store's current database (where the statements create their tables).
+    Idempotent: a second run applies nothing and returns ``[]``. Two processes migrating at once
+    may both apply a file; the statements are idempotent and ``schema_migrations`` keeps one row
+    per name.
+    """
+    migrations = load_migrations()
+    applied: set[str] = set()
+    exists = store.query(
+        "SELECT count() AS n FROM system.tables WHERE database = {db:String} "
+        "AND name = 'schema_migrations'",
+        {"db": database},
+    )
+    if exists.column("n")[0].as_py():
+        done = store.query("SELECT name FROM schema_migrations FINAL")
+        applied = set(done.column("name").to_pylist())
+    now = datetime.now(UTC)
+    newly = []
+    for migration in migrations:
+        if migration.name in applied:
+            continue
+        for statement in migration.statements:
+            store.execute(statement)
+        store.execute(
+            "INSERT INTO schema_migrations (name, checksum, applied_at) "
+            "VALUES ({name:String}, {checksum:String}, {at:DateTime64(6, 'UTC')})",
+            {
+                "name": migration.name,
+                "checksum": migration.checksum,
+                "at": now.strftime("%Y-%m-%d %H:%M:%S.%f"),
+            },
+        )
+        newly.append(migration.name)
+    return newly

@@ -1,0 +1,163 @@
+"""Configuration: one frozen object from environment variables and an optional TOML file.
+
+Precedence: command-line flags (applied by the CLI) over environment variables over the TOML
+file (``--config FILE`` or ``VMGATE_CONFIG``) over defaults. The defaults run the embedded mode:
+no Kafka, no ClickHouse server. Secrets are held in :class:`Secret` and never printed.
+
+Environment variables: ``KAFKA_BOOTSTRAP``, ``VMGATE_GROUP``, ``VMGATE_CDR_TOPIC``,
+``VMGATE_DLQ_TOPIC``, ``CLICKHOUSE_URL``, ``CLICKHOUSE_USER``, ``CLICKHOUSE_PASSWORD``,
+``VMGATE_DATABASE``, ``VMGATE_BATCH_SIZE``. Extra librdkafka settings (SASL, TLS, tuning) go in
+the TOML file's ``[kafka.librdkafka]`` table and are passed through to every client.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+
+_SECRET_HINTS = ("password", "secret", "token", "key")
+
+#: Settings handed to a confluent-kafka client.
+KafkaConfig = dict[str, str | int | float | bool]
+
+
+class Secret:
+    """A value that is never shown: ``repr`` and ``str`` give ``***``; :meth:`reveal` gives it."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        """Hold the value."""
+        self._value = value
+
+    def reveal(self) -> str:
+        """The value itself, for the client that needs it."""
+        return self._value
+
+    def __repr__(self) -> str:
+        """Masked."""
+        return "***"
+
+    def __str__(self) -> str:
+        """Masked."""
+        return "***"
+
+    def __eq__(self, other: object) -> bool:
+        """Equal when the hidden values are."""
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        """Hash of the hidden value."""
+        return hash(self._value)
+
+    def __bool__(self) -> bool:
+        """True when a non-empty secret is held."""
+        return bool(self._value)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything the pipeline's commands can be configured with."""
+
+    kafka_bootstrap: str | None = None
+    group_id: str = "raters"
+    cdr_topic: str = "cdr.v1"
+    dlq_topic: str = "cdr.dlq.v1"
+    cdr_partitions: int = 6
+    librdkafka: Mapping[str, str] = field(default_factory=dict)
+    clickhouse_url: Secret | None = None  # may carry a password
+    clickhouse_user: str | None = None
+    clickhouse_password: Secret | None = None
+    database: str = "vmgate"
+    batch_size: int = 50_000
+    batch_timeout_s: float = 0.5
+
+    def kafka(self, **overrides: str | int | float | bool) -> KafkaConfig:
+        """Settings for a librdkafka client: bootstrap, pass-through extras, then overrides."""
+        if not self.kafka_bootstrap:
+            msg = "no Kafka configured: set KAFKA_BOOTSTRAP (host:port) or pass --bootstrap"
+            raise ValueError(msg)
+        config: KafkaConfig = {"bootstrap.servers": self.kafka_bootstrap}
+        config.update(self.librdkafka)
+        config.update(overrides)
+        return config
+
+    def masked(self) -> dict[str, object]:
+        """The effective settings with every secret masked, for printing."""
+        shown: dict[str, object] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, Secret):
+                value = str(value)
+            elif isinstance(value, Mapping):
+                value = {
+                    k: "***" if any(h in k.lower() for h in _SECRET_HINTS) else v
+                    for k, v in value.items()
+                }
+            shown[item.name] = value
+        return shown
+
+
+_ENV: dict[str, tuple[str, type]] = {
+    "KAFKA_BOOTSTRAP": ("kafka_bootstrap", str),
+    "VMGATE_GROUP": ("group_id", str),
+    "VMGATE_CDR_TOPIC": ("cdr_topic", str),
+    "VMGATE_DLQ_TOPIC": ("dlq_topic", str),
+    "CLICKHOUSE_URL": ("clickhouse_url", Secret),
+    "CLICKHOUSE_USER": ("clickhouse_user", str),
+    "CLICKHOUSE_PASSWORD": ("clickhouse_password", Secret),
+    "VMGATE_DATABASE": ("database", str),
+    "VMGATE_BATCH_SIZE": ("batch_size", int),
+}
+
+
+def load_settings(
+    config_file: Path | None = None, environ: Mapping[str, str] | None = None
+) -> Settings:
+    """Build the settings from an optional TOML file and the environment."""
+    env = os.environ if environ is None else environ
+    values: dict[str, Any] = {}
+    path = config_file or (Path(env["VMGATE_CONFIG"]) if env.get("VMGATE_CONFIG") else None)
+    if path is not None:
+        values.update(_from_toml(path))
+    for name, (attribute, kind) in _ENV.items():
+        raw = env.get(name)
+        if raw:
+            try:
+                values[attribute] = kind(raw)
+            except ValueError as exc:
+                msg = f"environment variable {name}={raw!r}: {exc}"
+                raise ValueError(msg) from exc
+    return replace(Settings(), **values)
+
+
+def _from_toml(path: Path) -> dict[str, Any]:
+    with path.open("rb") as handle:
+        data = tomllib.load(handle)
+    kafka = data.get("kafka", {})
+    clickhouse = data.get("clickhouse", {})
+    rater = data.get("rater", {})
+    out: dict[str, Any] = {}
+    simple = {
+        "kafka_bootstrap": kafka.get("bootstrap"),
+        "group_id": kafka.get("group"),
+        "cdr_topic": kafka.get("cdr_topic"),
+        "dlq_topic": kafka.get("dlq_topic"),
+        "cdr_partitions": kafka.get("cdr_partitions"),
+        "clickhouse_user": clickhouse.get("user"),
+        "database": clickhouse.get("database"),
+        "batch_size": rater.get("batch_size"),
+        "batch_timeout_s": rater.get("batch_timeout_s"),
+    }
+    out.update({k: v for k, v in simple.items() if v is not None})
+    if "librdkafka" in kafka:
+        out["librdkafka"] = {str(k): str(v) for k, v in kafka["librdkafka"].items()}
+    if clickhouse.get("url"):
+        out["clickhouse_url"] = Secret(str(clickhouse["url"]))
+    if clickhouse.get("password"):
+        out["clickhouse_password"] = Secret(str(clickhouse["password"]))
+    return out

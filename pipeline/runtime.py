@@ -1,0 +1,237 @@
+"""The streaming rater: consume -> decode -> rate -> write call history -> commit.
+
+One :class:`Rater` is one member of the consumer group. Each batch is rated against one
+reference-data version and written to the call-history store; only once the store acknowledged
+the write are the batch's dead letters produced and its offsets committed, together, in one
+Kafka transaction. A crash anywhere before that commit makes the group consume the batch again;
+the store keeps one row per CDR (the latest rating), so a batch written twice is seen once.
+
+When the store fails, the rater pauses its partitions (backpressure), keeps its group membership
+alive, retries with exponential backoff and resumes: nothing is lost and nothing busy-loops.
+SIGTERM or SIGINT let the batch in flight finish and commit, then the rater exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from types import FrameType
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from pipeline.rating.decode import decode_cdrs
+from pipeline.rating.engine import rate_batch
+from pipeline.rating.reference import ReferenceData
+from pipeline.sinks.contracts import CallHistoryStore
+from pipeline.sinks.kafka_dlq import DeadLetter, TransactionAbortedError, TransactionalCommitter
+from pipeline.sources.kafka import KafkaBatch, KafkaCdrSource
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RaterStats:
+    """Running counters of one rater process."""
+
+    consumed: int = 0
+    rated: int = 0
+    unrated: int = 0
+    rejected: int = 0
+    batches: int = 0
+    store_failures: int = 0
+    aborted_batches: int = 0
+    dropped_on_rebalance: int = 0
+    unrated_by_reason: Counter[str] = field(default_factory=Counter)
+    rejected_by_reason: Counter[str] = field(default_factory=Counter)
+
+
+@dataclass(frozen=True)
+class Backoff:
+    """Exponential backoff between store retries."""
+
+    first_s: float = 0.5
+    max_s: float = 30.0
+    factor: float = 2.0
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait before retry number ``attempt`` (1-based)."""
+        return float(min(self.max_s, self.first_s * self.factor ** (attempt - 1)))
+
+
+class Rater:
+    """One stateless rater: a consumer-group member writing call history."""
+
+    def __init__(
+        self,
+        source: KafkaCdrSource,
+        committer: TransactionalCommitter,
+        store: CallHistoryStore,
+        reference: ReferenceData,
+        *,
+        batch_size: int = 50_000,
+        batch_timeout_s: float = 0.5,
+        exit_when_idle_s: float | None = None,
+        backoff: Backoff | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        """Wire the parts; nothing connects until :meth:`run`."""
+        self.source = source
+        self.committer = committer
+        self.store = store
+        self.reference = reference
+        self.batch_size = batch_size
+        self.batch_timeout_s = batch_timeout_s
+        self.exit_when_idle_s = exit_when_idle_s
+        self.backoff = backoff or Backoff()
+        self.clock = clock
+        self.stats = RaterStats()
+        self._stopping = False
+
+    def stop(self, *_: object) -> None:
+        """Ask the rater to finish the batch in flight and exit (signal-handler compatible)."""
+        if not self._stopping:
+            log.info("stop requested: finishing the batch in flight")
+        self._stopping = True
+
+    def run(self) -> RaterStats:
+        """Consume until stopped (or idle for ``exit_when_idle_s``); return the counters."""
+        previous = {
+            sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM, signal.SIGINT)
+        }
+        self.source.start()
+        self.committer.start()
+        idle_since = time.monotonic()
+        last_report = time.monotonic()
+        try:
+            while not self._stopping:
+                batch = self.source.next_batch(self.batch_size, self.batch_timeout_s)
+                if len(batch) == 0:
+                    if (
+                        self.exit_when_idle_s is not None
+                        and time.monotonic() - idle_since >= self.exit_when_idle_s
+                    ):
+                        if self.source.caught_up():
+                            log.info(
+                                "caught up and idle for %.1f s: exiting", self.exit_when_idle_s
+                            )
+                            break
+                        idle_since = time.monotonic()  # no assignment yet, or lag left
+                    continue
+                idle_since = time.monotonic()
+                self._process(batch)
+                if time.monotonic() - last_report >= 5.0:
+                    last_report = time.monotonic()
+                    self._report()
+        finally:
+            self._report()
+            self.source.close()
+            self.committer.close()
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        return self.stats
+
+    def _on_signal(self, signum: int, frame: FrameType | None) -> None:
+        self.stop()
+
+    def _report(self) -> None:
+        s = self.stats
+        log.info(
+            "consumed %d, rated %d, unrated %d, rejected %d in %d batches; store failures %d",
+            s.consumed,
+            s.rated,
+            s.unrated,
+            s.rejected,
+            s.batches,
+            s.store_failures,
+        )
+
+    def _process(self, batch: KafkaBatch) -> None:
+        generation = self.source.generation
+        decoded = decode_cdrs(batch.values)
+        table = rate_batch(decoded.good, self.reference, self.clock())
+        if not self._write(table, generation):
+            self.stats.dropped_on_rebalance += 1
+            log.warning("batch not written (partitions revoked or stopping): left to the group")
+            return
+        letters = [
+            DeadLetter(
+                value=batch.values[position],
+                key=batch.keys[position],
+                reason=reason,
+                detail=detail,
+                topic=batch.topics[position],
+                partition=batch.partitions[position],
+                offset=batch.offsets[position],
+            )
+            for position, reason, detail in decoded.rejected.select(
+                "position", "reason", "detail"
+            ).iter_rows()
+        ]
+        try:
+            self.committer.commit(letters, batch.next_offsets(), self.source.group_metadata())
+        except TransactionAbortedError as exc:
+            self.stats.aborted_batches += 1
+            log.warning("transaction aborted (%s): consuming the batch again", exc)
+            self.source.rewind(batch)
+            return
+        self._count(batch, decoded.rejected, table)
+
+    def _write(self, table: pa.Table, generation: int) -> bool:
+        """Write with backoff; False if the partitions were revoked before it succeeded."""
+        attempt = 0
+        paused = False
+        try:
+            while True:
+                try:
+                    self.store.write_call_history(table)
+                    return True
+                except Exception as exc:  # any store failure means: retry later
+                    attempt += 1
+                    self.stats.store_failures += 1
+                    delay = self.backoff.delay(attempt)
+                    log.error(
+                        "call-history write failed (attempt %d): %s; consumption paused, "
+                        "retrying in %.1f s",
+                        attempt,
+                        exc,
+                        delay,
+                    )
+                    if not paused:
+                        self.source.pause()
+                        paused = True
+                    deadline = time.monotonic() + delay
+                    while time.monotonic() < deadline:
+                        self.source.wait_paused(min(0.2, max(0.0, deadline - time.monotonic())))
+                        if self.source.generation != generation:
+                            return False
+                        if self._stopping and attempt > 0:
+                            log.warning("stopping with an unwritten batch: left to the group")
+                            return False
+        finally:
+            if paused and self.source.generation == generation:
+                self.source.resume()
+                log.info("store is back after %d failed attempt(s): consumption resumed", attempt)
+
+    def _count(self, batch: KafkaBatch, rejected: pl.DataFrame, table: pa.Table) -> None:
+        s = self.stats
+        s.batches += 1
+        s.consumed += len(batch)
+        s.rejected += rejected.height
+        s.rejected_by_reason.update(rejected["reason"].to_list())
+        for item in pc.value_counts(table.column("status")).to_pylist():
+            if item["values"] == "rated":
+                s.rated += item["counts"]
+            else:
+                s.unrated += item["counts"]
+        split = pc.split_pattern(table.column("unrated_reason"), ";")
+        reasons = pc.value_counts(pc.list_flatten(split))
+        for item in reasons.to_pylist():
+            if item["values"] is not None:
+                s.unrated_by_reason[item["values"]] += item["counts"]

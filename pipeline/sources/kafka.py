@@ -1,0 +1,187 @@
+"""The Kafka source: ``cdr.v1`` consumed in large batches by a consumer group.
+
+Offsets are never committed here: the runtime commits them with the dead-letter records in one
+Kafka transaction, after the call-history write that covers them was acknowledged. The source
+counts rebalances (``generation``) so the runtime can tell that a batch in flight lost its
+partitions, and it can pause consumption (backpressure) without losing its place.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+
+from pipeline.config import KafkaConfig
+
+log = logging.getLogger(__name__)
+
+#: Consumer settings tuned for large batches; pass-through settings may override them.
+CONSUMER_DEFAULTS: KafkaConfig = {
+    "enable.auto.commit": False,
+    "enable.auto.offset.store": False,
+    "auto.offset.reset": "earliest",
+    "isolation.level": "read_committed",
+    "fetch.min.bytes": 1_048_576,
+    "fetch.wait.max.ms": 100,
+    "max.partition.fetch.bytes": 8_388_608,
+    "fetch.max.bytes": 67_108_864,
+    "queued.max.messages.kbytes": 262_144,
+    "session.timeout.ms": 10_000,
+    "heartbeat.interval.ms": 2_000,
+    "max.poll.interval.ms": 600_000,
+    "partition.assignment.strategy": "range",
+}
+
+
+@dataclass(frozen=True, eq=False)
+class KafkaBatch:
+    """Messages consumed together, with where each came from."""
+
+    values: list[bytes]
+    keys: list[bytes | None]
+    topics: list[str]
+    partitions: list[int]
+    offsets: list[int]
+
+    def next_offsets(self) -> list[TopicPartition]:
+        """Per partition in the batch, the offset to commit: the last one consumed + 1."""
+        last: dict[tuple[str, int], int] = {}
+        for topic, partition, offset in self._positions():
+            last[(topic, partition)] = max(offset, last.get((topic, partition), -1))
+        return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
+
+    def first_offsets(self) -> list[TopicPartition]:
+        """Per partition in the batch, the first offset consumed (where to seek to redo it)."""
+        first: dict[tuple[str, int], int] = {}
+        for topic, partition, offset in self._positions():
+            key = (topic, partition)
+            first[key] = min(offset, first.get(key, offset))
+        return [TopicPartition(t, p, o) for (t, p), o in sorted(first.items())]
+
+    def _positions(self) -> zip[tuple[str, int, int]]:
+        return zip(self.topics, self.partitions, self.offsets, strict=True)
+
+    def __len__(self) -> int:
+        """Number of messages."""
+        return len(self.values)
+
+
+class KafkaCdrSource:
+    """A consumer-group member reading ``topic`` in batches."""
+
+    def __init__(self, config: KafkaConfig, group_id: str, topic: str) -> None:
+        """Remember the settings; nothing connects until :meth:`start`."""
+        self._config: KafkaConfig = {**CONSUMER_DEFAULTS, **config, "group.id": group_id}
+        self.topic = topic
+        self.generation = 0  # bumped on every revocation or loss of partitions
+        self._consumer: Consumer | None = None
+        self._paused: list[TopicPartition] = []
+        self._seek_on_resume: dict[tuple[str, int], int] = {}
+
+    def start(self) -> None:
+        """Connect and join the group."""
+        self._consumer = Consumer(self._config)
+        self._consumer.subscribe(
+            [self.topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked
+        )
+
+    @property
+    def consumer(self) -> Consumer:
+        """The underlying consumer (started)."""
+        if self._consumer is None:
+            msg = "source not started"
+            raise RuntimeError(msg)
+        return self._consumer
+
+    def _assigned(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        log.info("assigned %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+
+    def _revoked(self, consumer: Any, partitions: list[TopicPartition]) -> None:
+        self.generation += 1
+        self._paused = []
+        self._seek_on_resume.clear()
+        log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
+
+    def next_batch(self, max_messages: int, timeout_s: float) -> KafkaBatch:
+        """Consume up to ``max_messages`` (waiting at most ``timeout_s`` for the first ones)."""
+        messages = self.consumer.consume(num_messages=max_messages, timeout=timeout_s)
+        return self._batch(messages)
+
+    def _batch(self, messages: list[Message]) -> KafkaBatch:
+        values: list[bytes] = []
+        keys: list[bytes | None] = []
+        topics: list[str] = []
+        partitions: list[int] = []
+        offsets: list[int] = []
+        for message in messages:
+            error = message.error()
+            if error is not None:
+                if error.code() == KafkaError._PARTITION_EOF:
+                    continue
+                if error.fatal():
+                    raise KafkaException(error)
+                log.warning("consumer error: %s", error)
+                continue
+            value = message.value()
+            values.append(value if isinstance(value, bytes) else b"")
+            key = message.key()
+            keys.append(key if isinstance(key, bytes) else None)
+            topics.append(message.topic() or self.topic)
+            partitions.append(message.partition() or 0)
+            offsets.append(message.offset() or 0)
+        return KafkaBatch(values, keys, topics, partitions, offsets)
+
+    def caught_up(self) -> bool:
+        """True when partitions are assigned and the group's committed offsets reach their end."""
+        assignment = self.consumer.assignment()
+        if not assignment:
+            return False
+        for committed in self.consumer.committed(assignment, timeout=10):
+            low, high = self.consumer.get_watermark_offsets(committed, timeout=5, cached=False)
+            if high > low and committed.offset < high:
+                return False
+        return True
+
+    def pause(self) -> None:
+        """Stop fetching from every assigned partition (backpressure)."""
+        assignment = self.consumer.assignment()
+        if assignment:
+            self.consumer.pause(assignment)
+        self._paused = assignment
+
+    def wait_paused(self, timeout_s: float) -> None:
+        """Serve group callbacks while paused; remember any message delivered anyway."""
+        message = self.consumer.poll(timeout_s)
+        if message is not None and message.error() is None:
+            key = (message.topic() or self.topic, message.partition() or 0)
+            offset = message.offset() or 0
+            self._seek_on_resume[key] = min(offset, self._seek_on_resume.get(key, offset))
+
+    def resume(self) -> None:
+        """Fetch again, first rewinding any partition that delivered while paused."""
+        if self._paused:
+            self.consumer.resume(self._paused)
+        for (topic, partition), offset in self._seek_on_resume.items():
+            self.consumer.seek(TopicPartition(topic, partition, offset))
+        self._paused = []
+        self._seek_on_resume.clear()
+
+    def rewind(self, batch: KafkaBatch) -> None:
+        """Seek back to the start of ``batch`` so it is consumed again (after a failed commit)."""
+        owned = {(p.topic, p.partition) for p in self.consumer.assignment()}
+        for position in batch.first_offsets():
+            if (position.topic, position.partition) in owned:
+                self.consumer.seek(position)
+
+    def group_metadata(self) -> Any:
+        """The consumer's group metadata, for committing offsets in a transaction."""
+        return self.consumer.consumer_group_metadata()
+
+    def close(self) -> None:
+        """Leave the group (no offsets are committed here)."""
+        if self._consumer is not None:
+            self._consumer.close()
+            self._consumer = None

@@ -1,0 +1,68 @@
+"""Kafka topics of the pipeline, created idempotently with explicit settings."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic  # confluent_kafka.admin re-exports it untyped
+
+from pipeline.config import Settings
+
+log = logging.getLogger(__name__)
+_DAY_MS = 86_400_000
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    """A topic and the settings it is created with."""
+
+    name: str
+    partitions: int
+    config: dict[str, str]
+
+
+def pipeline_topics(settings: Settings) -> list[TopicSpec]:
+    """The topics ``setup`` creates: CDRs in, dead letters out."""
+    return [
+        TopicSpec(
+            settings.cdr_topic,
+            settings.cdr_partitions,
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(7 * _DAY_MS),
+                "max.message.bytes": str(1_048_576),
+                "compression.type": "producer",
+            },
+        ),
+        TopicSpec(
+            settings.dlq_topic,
+            max(1, settings.cdr_partitions // 2),
+            {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)},
+        ),
+    ]
+
+
+def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict[str, str]:
+    """Create missing topics; return ``{name: "created" | "exists"}``. Raises on other errors."""
+    admin = AdminClient(settings.kafka())
+    specs = pipeline_topics(settings)
+    futures = admin.create_topics(
+        [NewTopic(s.name, s.partitions, replication_factor, config=s.config) for s in specs],
+        operation_timeout=30,
+        request_timeout=30,
+    )
+    outcome: dict[str, str] = {}
+    for name, future in futures.items():
+        try:
+            future.result()
+            outcome[name] = "created"
+        except KafkaException as exc:
+            error = exc.args[0]
+            if error.code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+            outcome[name] = "exists"
+        log.info("topic %s: %s", name, outcome[name])
+    return outcome
