@@ -319,3 +319,43 @@ def test_a_second_rater_joins_mid_stream(pipeline: Pipeline, clickhouse: ChdbHtt
     _wait(second, pipeline, "second")
     history = _export_from_server(clickhouse, database)
     _assert_exact(pipeline, history, cdrs, malformed)
+
+
+def test_storage_outage_pauses_and_resumes_without_loss(
+    pipeline: Pipeline, clickhouse: ChdbHttpServer
+) -> None:
+    database = f"it_{uuid.uuid4().hex[:10]}"
+    pipeline.clickhouse_url = f"{clickhouse.url}/{database}"
+    cdrs, malformed, _ = _network(pipeline, 8_000, seed=24)
+    pipeline.cli("setup")
+    pipeline.cli("produce", "--cdrs", str(cdrs))
+    client = clickhouse_connect.get_client(host=clickhouse.host, port=clickhouse.port)
+    rater = pipeline.start_rater("--batch-size", "500", "--exit-when-idle", "4", log_name="outage")
+    try:
+        deadline = time.monotonic() + _LIMIT_S
+        while (
+            int(client.query(f"SELECT count() FROM {database}.call_history").result_rows[0][0])
+            < 1_000
+        ):
+            assert time.monotonic() < deadline, "rater made no progress"
+            assert rater.poll() is None, "rater exited early"
+            time.sleep(0.2)
+    finally:
+        client.close()
+    clickhouse.stop()  # ClickHouse goes away mid-stream
+    log = pipeline.root / "outage.log"
+    deadline = time.monotonic() + _LIMIT_S
+    while log.read_text().count("call-history write failed") < 3:
+        assert time.monotonic() < deadline, "no failed write was reported"
+        assert rater.poll() is None, "the rater died with the store"
+        time.sleep(0.2)
+    clickhouse.start()  # and comes back on the same address
+    _wait(rater, pipeline, "outage")
+    text = log.read_text()
+    assert "consumption paused" in text
+    assert "consumption resumed" in text
+    failures = text.count("call-history write failed")
+    assert failures < 40, "retries must back off, not spin"
+    assert f"store failures {failures}" in text.replace(",", "")
+    history = _export_from_server(clickhouse, database)
+    _assert_exact(pipeline, history, cdrs, malformed)

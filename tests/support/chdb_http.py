@@ -440,9 +440,11 @@ class _Server(ThreadingHTTPServer):
     daemon_threads = False  # handler threads are joined by server_close()
     block_on_close = True
 
-    def __init__(self, owner: ChdbHttpServer) -> None:
+    allow_reuse_address = True  # a restarted server takes its old port back at once
+
+    def __init__(self, owner: ChdbHttpServer, port: int) -> None:
         self.owner = owner
-        super().__init__(("127.0.0.1", 0), _Handler)
+        super().__init__(("127.0.0.1", port), _Handler)
 
 
 class _Handler(BaseHTTPRequestHandler):
@@ -507,8 +509,10 @@ class ChdbHttpServer:
     serving, closes open connections and closes the session. The data stays in ``path``.
     """
 
-    def __init__(self, path: str | os.PathLike[str]) -> None:
+    def __init__(self, path: str | os.PathLike[str], port: int = 0) -> None:
+        """Serve ``path``; ``port`` 0 picks a free one, and a restart keeps the one it got."""
         self._path = os.fspath(path)
+        self._port = port
         self._session: Any = None
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -531,7 +535,8 @@ class ChdbHttpServer:
         self._session = cast(Any, chdb_session.Session)(self._path)
         try:
             self._load_engine_facts()
-            self._httpd = _Server(self)
+            self._httpd = _Server(self, self._port)
+            self._port = int(self._httpd.server_address[1])
         except BaseException:
             self._session.close()
             self._session = None
