@@ -72,10 +72,15 @@ def _parser() -> argparse.ArgumentParser:
     export = commands.add_parser(
         "export",
         help="write the call history of a store to Parquet, one row per cdr_id",
-        description="Export the current call history (the latest rating of each CDR) of an "
-        "embedded store to a Parquet file.",
+        description="Export the current call history (the latest rating of each CDR) of a "
+        "store (embedded at --store, or the ClickHouse server at $CLICKHOUSE_URL) to Parquet.",
     )
-    export.add_argument("--store", type=Path, required=True, help="embedded store folder")
+    export.add_argument(
+        "--store",
+        type=Path,
+        default=Path("store"),
+        help="embedded store folder (./store); ignored when $CLICKHOUSE_URL is set",
+    )
     export.add_argument("--out", type=Path, required=True, help="Parquet file to write")
 
     setup = commands.add_parser(
@@ -215,13 +220,16 @@ def _rate(args: argparse.Namespace) -> int:
 
 def _export(args: argparse.Namespace) -> int:
     from pipeline.reports import export_call_history
-    from pipeline.sinks.embedded import EmbeddedStore
 
-    if not args.store.is_dir():
+    settings = _settings(args)
+    if settings.clickhouse_url is None and not args.store.is_dir():
         raise FileNotFoundError(2, "store folder not found", str(args.store))
-    with EmbeddedStore(args.store) as store:
+    store = _open_store(settings, args.store)
+    try:
         store.migrate()
         table = export_call_history(store)
+    finally:
+        store.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     pq.write_table(table, args.out, compression="zstd")
     print(f"exported {table.num_rows:,} call-history rows to {args.out}")

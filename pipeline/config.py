@@ -59,7 +59,7 @@ class Secret:
         return bool(self._value)
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class Settings:
     """Everything the pipeline's commands can be configured with."""
 
@@ -85,6 +85,11 @@ class Settings:
         config.update(self.librdkafka)
         config.update(overrides)
         return config
+
+    def __repr__(self) -> str:
+        """The settings with every secret masked."""
+        shown = ", ".join(f"{name}={value!r}" for name, value in self.masked().items())
+        return f"Settings({shown})"
 
     def masked(self) -> dict[str, object]:
         """The effective settings with every secret masked, for printing."""
