@@ -126,6 +126,83 @@ def _parser() -> argparse.ArgumentParser:
         help="exit once no CDR arrived for this long (batch jobs, tests); default: run forever",
     )
 
+    store_help = "embedded store folder (./store); ignored when $CLICKHOUSE_URL is set"
+
+    balances = commands.add_parser(
+        "balances",
+        help="what each customer owes and what is owed to each client and reseller",
+        description="Balances per tenant, scope (customer, client, reseller), account and "
+        "currency: the rated amount, the payments recorded, and balance = amount - payments. "
+        "Exact under duplicates and re-rating. Brings the pre-aggregated sums up to date first.",
+    )
+    balances.add_argument("--store", type=Path, default=Path("store"), help=store_help)
+    balances.add_argument("--tenant", help="only this tenant")
+    balances.add_argument("--scope", choices=["customer", "client", "reseller"], help="one scope")
+    balances.add_argument("--account", help="only this account")
+    _format_option(balances)
+
+    history = commands.add_parser(
+        "call-history",
+        help="rated sessions with their reseller (or Direct) and reseller cost",
+        description="Call history, one current row per CDR (the latest rating), newest first.",
+    )
+    history.add_argument("--store", type=Path, default=Path("store"), help=store_help)
+    who = history.add_mutually_exclusive_group()
+    who.add_argument("--reseller", help="only sessions attributed to this reseller")
+    who.add_argument("--direct", action="store_true", help="only Direct sessions (no reseller)")
+    history.add_argument("--tenant", help="only this tenant")
+    history.add_argument("--customer", help="only this customer")
+    history.add_argument("--from", dest="start", help="start_time at or after (RFC 3339)")
+    history.add_argument("--to", dest="end", help="start_time before (RFC 3339)")
+    history.add_argument("--limit", type=int, default=100, help="at most this many rows (100)")
+    _format_option(history)
+
+    overview = commands.add_parser(
+        "billing-overview",
+        help="per tenant and currency: customer totals, client totals, owed to resellers",
+        description="Finance -> Billing: per tenant and currency, customer totals and payments "
+        "in, VMGateClient totals and payouts, reseller totals, payouts and what is still owed "
+        "to resellers.",
+    )
+    overview.add_argument("--store", type=Path, default=Path("store"), help=store_help)
+    overview.add_argument("--tenant", help="only this tenant")
+    _format_option(overview)
+
+    payment = commands.add_parser(
+        "record-payment",
+        help="record a payment in (customer) or a payout (client, reseller)",
+        description="Record one payment against an account. Idempotent by --payment-id: the "
+        "same payment recorded twice is kept once; a different payment under a used id is "
+        "refused. Kinds: customer_payment_in, client_payout_out, reseller_payout_out.",
+    )
+    payment.add_argument("--store", type=Path, default=Path("store"), help=store_help)
+    payment.add_argument("--payment-id", required=True, help="unique id of this payment")
+    payment.add_argument("--tenant", required=True, help="tenant id")
+    payment.add_argument(
+        "--kind",
+        required=True,
+        help="customer_payment_in | client_payout_out | reseller_payout_out",
+    )
+    payment.add_argument("--account", required=True, help="customer, client or reseller id")
+    payment.add_argument("--amount", required=True, help="positive decimal, e.g. 125.50")
+    payment.add_argument("--currency", required=True, help="ISO 4217 code, e.g. EUR")
+    payment.add_argument("--recorded-at", help="RFC 3339 instant (default: now)")
+    payment.add_argument("--note", default="", help="free text")
+
+    rerate = commands.add_parser(
+        "rerate",
+        help="re-rate a tenant's call history in a time window with corrected plans",
+        description="Rate again every CDR of --tenant with start_time in [--from, --to) using "
+        "the plans folder given, replacing the earlier rating: afterwards every query and "
+        "balance reflects only the new rating. Re-rating again with the same data changes no "
+        "amount. Prints the change per leg and currency.",
+    )
+    rerate.add_argument("--store", type=Path, default=Path("store"), help=store_help)
+    rerate.add_argument("--plans", type=Path, required=True, help="corrected plans folder")
+    rerate.add_argument("--tenant", required=True, help="tenant whose calls are re-rated")
+    rerate.add_argument("--from", dest="start", required=True, help="window start (RFC 3339)")
+    rerate.add_argument("--to", dest="end", required=True, help="window end, exclusive")
+
     demo = commands.add_parser(
         "demo",
         help="build a synthetic network, rate it into an embedded store and report",
@@ -161,6 +238,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _produce(args)
         if args.command == "run":
             return _run(args)
+        if args.command in _STORE_COMMANDS:
+            return _STORE_COMMANDS[args.command](args)
         if args.command == "demo":
             from pipeline.demo import run_demo
 
@@ -337,3 +416,137 @@ def _run(args: argparse.Namespace) -> int:
         f"store failures {stats.store_failures:,}"
     )
     return 0
+
+
+def _format_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--format", choices=["table", "json", "csv"], default="table", help="output (table)"
+    )
+
+
+def _instant(text: str, option: str) -> datetime:
+    from pipeline.payments import _rfc3339
+
+    parsed = _rfc3339(text)
+    if parsed is None:
+        msg = f"{option} {text!r} is not an RFC 3339 timestamp (like 2026-03-01T00:00:00Z)"
+        raise ValueError(msg)
+    return parsed
+
+
+def _with_store(args: argparse.Namespace) -> CallHistoryStore:
+    settings = _settings(args)
+    if settings.clickhouse_url is None and not args.store.is_dir():
+        raise FileNotFoundError(2, "store folder not found", str(args.store))
+    store = _open_store(settings, args.store)
+    store.migrate()
+    return store
+
+
+def _balances(args: argparse.Namespace) -> int:
+    from pipeline.balances import balances, refresh_balances
+    from pipeline.rating.reference import Scope
+    from pipeline.reports import render
+
+    store = _with_store(args)
+    try:
+        refresh_balances(store)
+        table = balances(
+            store, args.tenant, Scope(args.scope) if args.scope else None, args.account
+        )
+    finally:
+        store.close()
+    if args.format != "table":
+        table = table.drop(["calls"])
+    print(render(table, args.format))
+    return 0
+
+
+def _billing_overview(args: argparse.Namespace) -> int:
+    from pipeline.balances import billing_overview, refresh_balances
+    from pipeline.reports import render
+
+    store = _with_store(args)
+    try:
+        refresh_balances(store)
+        table = billing_overview(store, args.tenant)
+    finally:
+        store.close()
+    print(render(table, args.format))
+    return 0
+
+
+def _call_history(args: argparse.Namespace) -> int:
+    from pipeline.reports import call_history, render
+
+    store = _with_store(args)
+    try:
+        table = call_history(
+            store,
+            reseller=args.reseller,
+            direct=args.direct,
+            tenant=args.tenant,
+            customer=args.customer,
+            start=_instant(args.start, "--from") if args.start else None,
+            end=_instant(args.end, "--to") if args.end else None,
+            limit=args.limit,
+        )
+    finally:
+        store.close()
+    print(render(table, args.format))
+    return 0
+
+
+def _record_payment(args: argparse.Namespace) -> int:
+    from pipeline.payments import Payment, record_payment
+
+    payment = Payment.parse(
+        payment_id=args.payment_id,
+        tenant_id=args.tenant,
+        kind=args.kind,
+        account_id=args.account,
+        amount=args.amount,
+        currency=args.currency,
+        recorded_at=args.recorded_at,
+        note=args.note,
+    )
+    store = _with_store(args)
+    try:
+        new = record_payment(store, payment)
+    finally:
+        store.close()
+    what = "recorded" if new else "already recorded, nothing changed"
+    print(
+        f"payment {payment.payment_id}: {payment.kind} {payment.amount} {payment.currency} "
+        f"({payment.account_id}, tenant {payment.tenant_id}) {what}"
+    )
+    return 0
+
+
+def _rerate(args: argparse.Namespace) -> int:
+    from pipeline.progress import Progress
+    from pipeline.rating.reference import load_plans_folder
+    from pipeline.rerate import rerate_window
+
+    start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
+    reference = load_plans_folder(args.plans)
+    store = _with_store(args)
+    try:
+        summary = rerate_window(
+            store, reference, args.tenant, start, end, progress=Progress("days")
+        )
+    finally:
+        store.close()
+    print(f"reference data {reference.version}")
+    for line in summary.lines():
+        print(line)
+    return 0
+
+
+_STORE_COMMANDS = {
+    "balances": _balances,
+    "billing-overview": _billing_overview,
+    "call-history": _call_history,
+    "record-payment": _record_payment,
+    "rerate": _rerate,
+}

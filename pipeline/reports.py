@@ -6,7 +6,11 @@ whatever re-deliveries or re-ratings inserted. Amounts are summed as Decimal.
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import datetime
+from decimal import Decimal
 
 import pyarrow as pa
 
@@ -85,3 +89,73 @@ def _cell(value: object) -> str:
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
     return str(value)
+
+
+def render(table: pa.Table, fmt: str) -> str:
+    """Render a result as ``table`` (aligned text), ``json`` (an array of objects) or ``csv``.
+
+    In JSON and CSV, decimals are exact strings and instants RFC 3339 in UTC.
+    """
+    if fmt == "table":
+        return format_table(table)
+    rows = [{k: _plain(v) for k, v in row.items()} for row in table.to_pylist()]
+    if fmt == "json":
+        return json.dumps(rows, indent=2)
+    if fmt == "csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=table.column_names, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+        return out.getvalue().rstrip("\n")
+    msg = f"unknown format {fmt!r}: use table, json or csv"
+    raise ValueError(msg)
+
+
+def _plain(value: object) -> object:
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, datetime):
+        return _cell(value)
+    return value
+
+
+def call_history(
+    store: CallHistoryStore,
+    *,
+    reseller: str | None = None,
+    direct: bool = False,
+    tenant: str | None = None,
+    customer: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int = 100,
+) -> pa.Table:
+    """Current call history, newest first, filtered; with reseller (or Direct) and its cost."""
+    conditions: list[str] = []
+    parameters: dict[str, object] = {"limit": limit}
+    if reseller is not None:
+        conditions.append("reseller_id = {reseller:String}")
+        parameters["reseller"] = reseller
+    if direct:
+        conditions.append("reseller_id IS NULL")
+    if tenant is not None:
+        conditions.append("tenant_id = {tenant:String}")
+        parameters["tenant"] = tenant
+    if customer is not None:
+        conditions.append("customer_id = {customer:String}")
+        parameters["customer"] = customer
+    if start is not None:
+        conditions.append("start_time >= {start:DateTime64(6, 'UTC')}")
+        parameters["start"] = start.strftime("%Y-%m-%d %H:%M:%S.%f")
+    if end is not None:
+        conditions.append("start_time < {end:DateTime64(6, 'UTC')}")
+        parameters["end"] = end.strftime("%Y-%m-%d %H:%M:%S.%f")
+    where = f"WHERE {' AND '.join(conditions)}" if conditions else ""
+    return store.query(
+        "SELECT cdr_id, tenant_id, start_time, customer_id, client_id, reseller, callee, "
+        "duration_ms, status, unrated_reason, customer_amount, customer_currency, "
+        "client_amount, client_currency, reseller_cost, reseller_currency "
+        f"FROM call_history_current {where} "
+        "ORDER BY start_time DESC, cdr_id LIMIT {limit:UInt32}",
+        parameters,
+    )

@@ -36,6 +36,7 @@ CALL_HISTORY_SCHEMA = pa.schema(
         pa.field("customer_id", pa.string(), nullable=False),
         pa.field("client_id", pa.string(), nullable=False),
         pa.field("reseller_id", pa.string()),
+        pa.field("cdr_reseller_id", pa.string()),
         pa.field("caller", pa.string(), nullable=False),
         pa.field("callee", pa.string(), nullable=False),
         pa.field("start_time", _TIME, nullable=False),

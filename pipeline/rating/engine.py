@@ -83,6 +83,7 @@ def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime)
         "sip_code",
     ).with_columns(
         reseller_id=reseller,
+        cdr_reseller_id=cdrs["reseller_id"],
         status=pl.when(reason.is_null()).then(pl.lit("rated")).otherwise(pl.lit("unrated")),
         unrated_reason=reason,
         rated_at=pl.lit(rated_at).cast(pl.Datetime("us", "UTC")),

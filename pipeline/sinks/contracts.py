@@ -20,6 +20,10 @@ class CallHistoryStore(Protocol):
         """Apply DDL files not yet applied (idempotent); return the names applied now."""
         ...
 
+    def execute(self, sql: str, parameters: Mapping[str, object] | None = None) -> None:
+        """Run a statement that returns no rows (DDL, INSERT ... SELECT), with bound parameters."""
+        ...
+
     def write_call_history(self, table: pa.Table) -> None:
         """Insert rated rows (the call-history schema); raise if the write was not acknowledged."""
         ...

@@ -78,6 +78,16 @@ def quote_identifier(name: str) -> str:
     return f"`{name}`"
 
 
+def render(statement: str, database: str) -> str:
+    """Put the store's database name where a DDL statement says ``{{database}}``.
+
+    Views that read ``system`` tables must name their own database; the name is checked to be a
+    plain identifier first, so nothing but letters, digits and ``_`` can reach the SQL.
+    """
+    quote_identifier(database)
+    return statement.replace("{{database}}", database)
+
+
 def apply_migrations(store: MigrationTarget, database: str) -> list[str]:
     """Apply the DDL files not yet recorded in ``schema_migrations``; return their names.
 
@@ -102,7 +112,7 @@ def apply_migrations(store: MigrationTarget, database: str) -> list[str]:
         if migration.name in applied:
             continue
         for statement in migration.statements:
-            store.execute(statement)
+            store.execute(render(statement, database))
         store.execute(
             "INSERT INTO schema_migrations (name, checksum, applied_at) "
             "VALUES ({name:String}, {checksum:String}, {at:DateTime64(6, 'UTC')})",

@@ -2,6 +2,10 @@
 -- for the same (tenant_id, cdr_id); ReplacingMergeTree keeps the one with the latest rated_at
 -- when parts merge, and every query reads through FINAL (or the views built on it) so it sees
 -- exactly one row per CDR at any moment. Money is Decimal, never Float.
+-- reseller_id is the attribution used (the CDR's own, else the client's membership, NULL for
+-- Direct); cdr_reseller_id is what the CDR itself carried, so a re-rating can resolve again.
+-- Daily partitions: a CDR's start_time never changes, so all its versions share a partition,
+-- and balances are pre-aggregated per partition (see 003_balances.sql).
 CREATE TABLE IF NOT EXISTS call_history
 (
     cdr_id String,
@@ -10,6 +14,7 @@ CREATE TABLE IF NOT EXISTS call_history
     customer_id String,
     client_id String,
     reseller_id Nullable(String),
+    cdr_reseller_id Nullable(String),
     caller String,
     callee String,
     start_time DateTime64(6, 'UTC'),
@@ -48,5 +53,5 @@ CREATE TABLE IF NOT EXISTS call_history
     reseller_currency LowCardinality(Nullable(String))
 )
 ENGINE = ReplacingMergeTree(rated_at)
-PARTITION BY toYYYYMM(start_time)
+PARTITION BY toDate(start_time)
 ORDER BY (tenant_id, cdr_id);

@@ -1,0 +1,307 @@
+"""Balances, payments, billing overview and re-rating, against an independent reference.
+
+Each test drives the command line as an operator would and compares `balances --format json`
+with balances computed here from the reference rater (tests/reference_rater.py) and the
+payments recorded, to the last decimal.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from collections import defaultdict
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline.balances import billing_overview, refresh_balances
+from pipeline.cli import main
+from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.synthetic import NetworkSpec, write_network
+from tests.reference_rater import LEGS, rate_reference
+
+pytestmark = pytest.mark.integration
+
+Key = tuple[str, str, str, str]
+SCOPE_OF_KIND = {
+    "customer_payment_in": "customer",
+    "client_payout_out": "client",
+    "reseller_payout_out": "reseller",
+}
+
+
+def _expected(
+    rows: dict[str, dict[str, Any]], payments: list[dict[str, str]]
+) -> dict[Key, dict[str, str]]:
+    amount: dict[Key, Decimal] = defaultdict(Decimal)
+    paid: dict[Key, Decimal] = defaultdict(Decimal)
+    accounts = {"customer": "customer_id", "client": "client_id", "reseller": "reseller_id"}
+    for row in rows.values():
+        for leg in LEGS:
+            if row[f"{leg}_amount"] is not None:
+                key = (row["tenant_id"], leg, row[accounts[leg]], row[f"{leg}_currency"])
+                amount[key] += row[f"{leg}_amount"]
+    for payment in payments:
+        key = (
+            payment["tenant"],
+            SCOPE_OF_KIND[payment["kind"]],
+            payment["account"],
+            payment["currency"],
+        )
+        paid[key] += Decimal(payment["amount"])
+    return {
+        key: {
+            "amount": str(amount[key].quantize(Decimal("0.000001"))),
+            "payments": str(paid[key].quantize(Decimal("0.000001"))),
+            "balance": str((amount[key] - paid[key]).quantize(Decimal("0.000001"))),
+        }
+        for key in set(amount) | set(paid)
+    }
+
+
+def _balances(store: Path, capsys: pytest.CaptureFixture[str]) -> dict[Key, dict[str, str]]:
+    capsys.readouterr()
+    assert main(["balances", "--store", str(store), "--format", "json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    return {
+        (r["tenant_id"], r["scope"], r["account_id"], r["currency"]): {
+            "amount": r["amount"],
+            "payments": r["payments"],
+            "balance": r["balance"],
+        }
+        for r in rows
+    }
+
+
+def _rate(plans: Path, cdrs: Path, store: Path, tmp: Path) -> None:
+    out = tmp / f"rated-{datetime.now(UTC).timestamp()}.parquet"
+    args = ["rate", "--plans", str(plans), "--cdrs", str(cdrs), "--out", str(out)]
+    assert main([*args, "--store", str(store)]) == 0
+
+
+def _correct_deck(plans: Path, plan_id: str) -> None:
+    """Raise every rate of a deck by 10% plus 0.000123 (a correction an operator makes)."""
+    path = plans / "decks" / f"{plan_id}.csv"
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    for row in rows:
+        rate = Decimal(row["rate"]) * Decimal("1.1") + Decimal("0.000123")
+        row["rate"] = str(rate.quantize(Decimal("0.000000001")))
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def test_duplicates_payments_and_rerating_keep_balances_exact(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plans, cdrs, store = tmp_path / "plans", tmp_path / "cdrs.jsonl", tmp_path / "store"
+    network = write_network(NetworkSpec(seed=41, cdrs=6_000, prefixes_per_plan=300), plans, cdrs)
+    lines = cdrs.read_text().split("\n")
+    _rate(plans, cdrs, store, tmp_path)
+    reference: dict[str, dict[str, Any]] = rate_reference(plans, lines).rows
+    assert _balances(store, capsys) == _expected(reference, [])
+
+    tenant = network.tenant_ids[0]
+    reseller = network.paid_reseller_ids[0]
+    customer = next(r["customer_id"] for r in reference.values() if r["tenant_id"] == tenant)
+    client = next(r["client_id"] for r in reference.values() if r["tenant_id"] == tenant)
+    currency_of: dict[tuple[str, str, str], str] = {
+        (r["tenant_id"], "reseller", r["reseller_id"]): r["reseller_currency"]
+        for r in reference.values()
+        if r["reseller_currency"]
+    }
+    payments: list[dict[str, str]] = [
+        {
+            "id": "pay-1",
+            "tenant": tenant,
+            "kind": "customer_payment_in",
+            "account": customer,
+            "amount": "100.10",
+            "currency": "EUR",
+        },
+        {
+            "id": "pay-2",
+            "tenant": tenant,
+            "kind": "client_payout_out",
+            "account": client,
+            "amount": "12.000001",
+            "currency": "USD",
+        },
+        {
+            "id": "pay-3",
+            "tenant": tenant,
+            "kind": "reseller_payout_out",
+            "account": reseller,
+            "amount": "7.5",
+            "currency": currency_of[(tenant, "reseller", reseller)],
+        },
+        {
+            "id": "pay-4",
+            "tenant": tenant,
+            "kind": "customer_payment_in",
+            "account": "prepaid-only",
+            "amount": "3",
+            "currency": "EUR",
+        },
+    ]
+    for payment in [*payments, payments[2]]:  # the reseller payout recorded twice
+        assert (
+            main(
+                [
+                    "record-payment",
+                    "--store",
+                    str(store),
+                    "--payment-id",
+                    payment["id"],
+                    "--tenant",
+                    payment["tenant"],
+                    "--kind",
+                    payment["kind"],
+                    "--account",
+                    payment["account"],
+                    "--amount",
+                    payment["amount"],
+                    "--currency",
+                    payment["currency"],
+                ]
+            )
+            == 0
+        )
+    assert _balances(store, capsys) == _expected(reference, payments)
+
+    _rate(plans, cdrs, store, tmp_path)  # every CDR delivered again
+    assert _balances(store, capsys) == _expected(reference, payments)
+
+    corrected = tmp_path / "plans-corrected"
+    shutil.copytree(plans, corrected)
+    _correct_deck(corrected, network.plan_ids[0])
+    _correct_deck(corrected, network.plan_ids[-1])
+    start, end = "2026-03-10T00:00:00Z", "2026-03-20T12:00:00Z"
+    window = (datetime(2026, 3, 10, tzinfo=UTC), datetime(2026, 3, 20, 12, tzinfo=UTC))
+    rerate = [
+        "rerate",
+        "--store",
+        str(store),
+        "--plans",
+        str(corrected),
+        "--tenant",
+        tenant,
+        "--from",
+        start,
+        "--to",
+        end,
+    ]
+    assert main(rerate) == 0
+    first = capsys.readouterr().out
+    assert "change +" in first
+    after_once = _balances(store, capsys)
+    assert main(rerate) == 0
+    assert "change +0" in capsys.readouterr().out
+    after_twice = _balances(store, capsys)
+    assert after_once == after_twice
+
+    corrected_rows: dict[str, dict[str, Any]] = rate_reference(corrected, lines).rows
+    expected_rows = {
+        cdr_id: (
+            corrected_rows[cdr_id]
+            if row["tenant_id"] == tenant and window[0] <= row["start_time"] < window[1]
+            else row
+        )
+        for cdr_id, row in reference.items()
+    }
+    assert after_twice == _expected(expected_rows, payments)
+    assert after_twice != _expected(reference, payments)  # the correction moved money
+
+
+def test_preaggregated_and_live_sums_agree_as_data_changes(tmp_path: Path) -> None:
+    plans, cdrs, store_dir = tmp_path / "plans", tmp_path / "cdrs.jsonl", tmp_path / "store"
+    write_network(NetworkSpec(seed=42, cdrs=3_000, prefixes_per_plan=200), plans, cdrs)
+    _rate(plans, cdrs, store_dir, tmp_path)
+    with EmbeddedStore(store_dir) as store:
+        live = store.query("SELECT * FROM balances ORDER BY ALL").to_pylist()
+        fresh = store.query("SELECT count() AS n FROM balance_fresh_partitions").to_pylist()
+        assert fresh == [{"n": 0}]
+        summary = refresh_balances(store)
+        assert summary.stored == summary.stale > 0
+        assert store.query("SELECT * FROM balances ORDER BY ALL").to_pylist() == live
+        assert refresh_balances(store).stale == 0  # nothing changed since
+        overview = billing_overview(store).to_pylist()
+    # A re-delivery of the whole file touches every partition: all stale, still exact.
+    _rate(plans, cdrs, store_dir, tmp_path)
+    with EmbeddedStore(store_dir) as store:
+        stale = store.query("SELECT count() AS n FROM balance_fresh_partitions").to_pylist()
+        assert stale == [{"n": 0}]
+        assert store.query("SELECT * FROM balances ORDER BY ALL").to_pylist() == live
+        refresh_balances(store)
+        assert store.query("SELECT * FROM balances ORDER BY ALL").to_pylist() == live
+        assert billing_overview(store).to_pylist() == overview
+
+
+def test_rerating_with_unchanged_decks_changes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    plans, cdrs, store = tmp_path / "plans", tmp_path / "cdrs.jsonl", tmp_path / "store"
+    network = write_network(NetworkSpec(seed=43, cdrs=2_000, prefixes_per_plan=200), plans, cdrs)
+    _rate(plans, cdrs, store, tmp_path)
+    before = _balances(store, capsys)
+    for tenant in network.tenant_ids:
+        args = [
+            "rerate",
+            "--store",
+            str(store),
+            "--plans",
+            str(plans),
+            "--tenant",
+            tenant,
+            "--from",
+            "2026-01-01T00:00:00Z",
+            "--to",
+            "2026-05-01T00:00:00Z",
+        ]
+        assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "change +0" in out
+    assert "change +0." not in out.replace("change +0.000000", "")
+    assert _balances(store, capsys) == before
+
+
+def test_bad_payments_are_refused_with_the_field_named(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = tmp_path / "store"
+    with EmbeddedStore(store) as opened:
+        opened.migrate()
+    base = [
+        "record-payment",
+        "--store",
+        str(store),
+        "--payment-id",
+        "x",
+        "--tenant",
+        "t",
+        "--account",
+        "a",
+    ]
+    cases = [
+        (["--kind", "refund", "--amount", "1", "--currency", "EUR"], "kind 'refund'"),
+        (["--kind", "customer_payment_in", "--amount", "-1", "--currency", "EUR"], "amount '-1'"),
+        (["--kind", "customer_payment_in", "--amount", "0", "--currency", "EUR"], "greater than 0"),
+        (
+            ["--kind", "customer_payment_in", "--amount", "1.1234567", "--currency", "EUR"],
+            "at most 6 decimal places",
+        ),
+        (["--kind", "customer_payment_in", "--amount", "1e3", "--currency", "EUR"], "amount '1e3'"),
+        (["--kind", "customer_payment_in", "--amount", "1", "--currency", "XYZ"], "currency 'XYZ'"),
+    ]
+    for extra, message in cases:
+        assert main([*base, *extra]) == 2
+        assert message in capsys.readouterr().err
+    assert main([*base, "--kind", "customer_payment_in", "--amount", "5", "--currency", "EUR"]) == 0
+    assert main([*base, "--kind", "customer_payment_in", "--amount", "6", "--currency", "EUR"]) == 2
+    assert "already recorded" in capsys.readouterr().err
