@@ -173,8 +173,11 @@ def _parser() -> argparse.ArgumentParser:
         help="record a payment in (customer) or a payout (client, reseller)",
         description="Record one payment against an account. Idempotent by --payment-id: the "
         "same payment recorded twice is kept once; a different payment under a used id is "
-        "refused. Kinds: customer_payment_in, client_payout_out, reseller_payout_out.",
+        "refused. Kinds: customer_payment_in, client_payout_out, reseller_payout_out. With "
+        "Kafka configured ($KAFKA_BOOTSTRAP or --bootstrap) the payment is published to "
+        "payments.v1 and the raters write it; otherwise it is written to the store directly.",
     )
+    _kafka_options(payment)
     payment.add_argument("--store", type=Path, default=Path("store"), help=store_help)
     payment.add_argument("--payment-id", required=True, help="unique id of this payment")
     payment.add_argument("--tenant", required=True, help="tenant id")
@@ -382,6 +385,7 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipeline.payments_ingest import PaymentsIngest
     from pipeline.rating.reference import load_plans_folder
     from pipeline.runtime import Rater
     from pipeline.sinks.kafka_dlq import TransactionalCommitter
@@ -406,6 +410,13 @@ def _run(args: argparse.Namespace) -> int:
             batch_size=settings.batch_size,
             batch_timeout_s=settings.batch_timeout_s,
             exit_when_idle_s=args.exit_when_idle,
+            payments=PaymentsIngest(
+                settings.kafka(),
+                f"{settings.group_id}-payments",
+                settings.payments_topic,
+                settings.payments_dlq_topic,
+                store,
+            ),
         )
         stats = rater.run()
     finally:
@@ -510,12 +521,19 @@ def _record_payment(args: argparse.Namespace) -> int:
         recorded_at=args.recorded_at,
         note=args.note,
     )
-    store = _with_store(args)
-    try:
-        new = record_payment(store, payment)
-    finally:
-        store.close()
-    what = "recorded" if new else "already recorded, nothing changed"
+    settings = _settings(args)
+    if settings.kafka_bootstrap:
+        from pipeline.payments_ingest import publish_payment
+
+        publish_payment(settings.kafka(), settings.payments_topic, payment)
+        what = f"published to {settings.payments_topic}"
+    else:
+        store = _with_store(args)
+        try:
+            new = record_payment(store, payment)
+        finally:
+            store.close()
+        what = "recorded" if new else "already recorded, nothing changed"
     print(
         f"payment {payment.payment_id}: {payment.kind} {payment.amount} {payment.currency} "
         f"({payment.account_id}, tenant {payment.tenant_id}) {what}"

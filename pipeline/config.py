@@ -67,6 +67,8 @@ class Settings:
     group_id: str = "raters"
     cdr_topic: str = "cdr.v1"
     dlq_topic: str = "cdr.dlq.v1"
+    payments_topic: str = "payments.v1"
+    payments_dlq_topic: str = "payments.dlq.v1"
     cdr_partitions: int = 6
     librdkafka: Mapping[str, str] = field(default_factory=dict)
     clickhouse_url: Secret | None = None  # may carry a password
@@ -112,6 +114,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "VMGATE_GROUP": ("group_id", str),
     "VMGATE_CDR_TOPIC": ("cdr_topic", str),
     "VMGATE_DLQ_TOPIC": ("dlq_topic", str),
+    "VMGATE_PAYMENTS_TOPIC": ("payments_topic", str),
+    "VMGATE_PAYMENTS_DLQ_TOPIC": ("payments_dlq_topic", str),
     "CLICKHOUSE_URL": ("clickhouse_url", Secret),
     "CLICKHOUSE_USER": ("clickhouse_user", str),
     "CLICKHOUSE_PASSWORD": ("clickhouse_password", Secret),
@@ -152,6 +156,8 @@ def _from_toml(path: Path) -> dict[str, Any]:
         "group_id": kafka.get("group"),
         "cdr_topic": kafka.get("cdr_topic"),
         "dlq_topic": kafka.get("dlq_topic"),
+        "payments_topic": kafka.get("payments_topic"),
+        "payments_dlq_topic": kafka.get("payments_dlq_topic"),
         "cdr_partitions": kafka.get("cdr_partitions"),
         "clickhouse_user": clickhouse.get("user"),
         "database": clickhouse.get("database"),

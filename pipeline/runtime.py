@@ -26,6 +26,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from pipeline.payments_ingest import PaymentsIngest
 from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import rate_batch
 from pipeline.rating.reference import ReferenceData
@@ -80,6 +81,7 @@ class Rater:
         exit_when_idle_s: float | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        payments: PaymentsIngest | None = None,
     ) -> None:
         """Wire the parts; nothing connects until :meth:`run`."""
         self.source = source
@@ -91,6 +93,7 @@ class Rater:
         self.exit_when_idle_s = exit_when_idle_s
         self.backoff = backoff or Backoff()
         self.clock = clock
+        self.payments = payments
         self.stats = RaterStats()
         self._stopping = False
 
@@ -107,17 +110,22 @@ class Rater:
         }
         self.source.start()
         self.committer.start()
+        if self.payments is not None:
+            self.payments.start()
         idle_since = time.monotonic()
         last_report = time.monotonic()
         try:
             while not self._stopping:
+                self._ingest_payments()
                 batch = self.source.next_batch(self.batch_size, self.batch_timeout_s)
                 if len(batch) == 0:
                     if (
                         self.exit_when_idle_s is not None
                         and time.monotonic() - idle_since >= self.exit_when_idle_s
                     ):
-                        if self.source.caught_up():
+                        if self.source.caught_up() and (
+                            self.payments is None or self.payments.caught_up()
+                        ):
                             log.info(
                                 "caught up and idle for %.1f s: exiting", self.exit_when_idle_s
                             )
@@ -133,9 +141,19 @@ class Rater:
             self._report()
             self.source.close()
             self.committer.close()
+            if self.payments is not None:
+                self.payments.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.stats
+
+    def _ingest_payments(self) -> None:
+        if self.payments is None:
+            return
+        try:
+            self.payments.poll()
+        except Exception as exc:  # the store failed; the CDR path backs off on its own
+            log.error("payments not written (%s): they will be consumed again", exc)
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()

@@ -25,7 +25,7 @@ class TopicSpec:
 
 
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
-    """The topics ``setup`` creates: CDRs in, dead letters out."""
+    """The topics ``setup`` creates: CDRs and payments in, dead letters out."""
     return [
         TopicSpec(
             settings.cdr_topic,
@@ -40,6 +40,13 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(
             settings.dlq_topic,
             max(1, settings.cdr_partitions // 2),
+            {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)},
+        ),
+        # Payments are kept (compacted by payment_id), so the payments table can be rebuilt.
+        TopicSpec(settings.payments_topic, 3, {"cleanup.policy": "compact"}),
+        TopicSpec(
+            settings.payments_dlq_topic,
+            1,
             {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)},
         ),
     ]

@@ -136,14 +136,7 @@ class KafkaCdrSource:
 
     def caught_up(self) -> bool:
         """True when partitions are assigned and the group's committed offsets reach their end."""
-        assignment = self.consumer.assignment()
-        if not assignment:
-            return False
-        for committed in self.consumer.committed(assignment, timeout=10):
-            low, high = self.consumer.get_watermark_offsets(committed, timeout=5, cached=False)
-            if high > low and committed.offset < high:
-                return False
-        return True
+        return group_caught_up(self.consumer)
 
     def pause(self) -> None:
         """Stop fetching from every assigned partition (backpressure)."""
@@ -185,3 +178,15 @@ class KafkaCdrSource:
         if self._consumer is not None:
             self._consumer.close()
             self._consumer = None
+
+
+def group_caught_up(consumer: Consumer) -> bool:
+    """True when ``consumer`` has partitions and its group's committed offsets reach their end."""
+    assignment = consumer.assignment()
+    if not assignment:
+        return False
+    for committed in consumer.committed(assignment, timeout=10):
+        low, high = consumer.get_watermark_offsets(committed, timeout=5, cached=False)
+        if high > low and committed.offset < high:
+            return False
+    return True

@@ -20,12 +20,13 @@ from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import clickhouse_connect
 import polars as pl
 import pytest
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from pipeline.offline import rate_file
@@ -68,6 +69,8 @@ class Pipeline:
             "KAFKA_BOOTSTRAP": self.bootstrap,
             "VMGATE_CDR_TOPIC": self.cdr_topic,
             "VMGATE_DLQ_TOPIC": self.dlq_topic,
+            "VMGATE_PAYMENTS_TOPIC": f"{self.cdr_topic}-payments",
+            "VMGATE_PAYMENTS_DLQ_TOPIC": f"{self.cdr_topic}-payments-dlq",
             "VMGATE_GROUP": self.group,
         }
         if self.clickhouse_url:
@@ -257,12 +260,38 @@ def test_one_rater_into_the_embedded_store(pipeline: Pipeline) -> None:
     pipeline.cli("setup", "--store", str(store))
     produced = pipeline.cli("produce", "--cdrs", str(cdrs))
     assert "acknowledged 4,000" in produced.stdout
+    payment = ["record-payment", "--tenant", "tnt-01", "--kind", "reseller_payout_out"]
+    for payment_id, amount in (("p-1", "10.50"), ("p-2", "0.000001"), ("p-1", "10.50")):
+        published = pipeline.cli(
+            *payment,
+            "--payment-id",
+            payment_id,
+            "--account",
+            "tnt-01-res-01",
+            "--amount",
+            amount,
+            "--currency",
+            "EUR",
+        )
+        assert "published" in published.stdout
+    producer = Producer({"bootstrap.servers": pipeline.bootstrap})
+    producer.produce(f"{pipeline.cdr_topic}-payments", key=b"p-3", value=b'{"payment_id": "p-3"}')
+    assert producer.flush(30) == 0
+    del producer
     rater = pipeline.start_rater("--store", str(store), "--exit-when-idle", "4")
     _wait(rater, pipeline)
     with EmbeddedStore(store) as opened:
         history = pl.from_arrow(export_call_history(opened))
+        paid = opened.query(
+            "SELECT payment_id, amount FROM payments FINAL ORDER BY payment_id"
+        ).to_pylist()
     assert isinstance(history, pl.DataFrame)
     _assert_exact(pipeline, history, cdrs, malformed)
+    assert paid == [
+        {"payment_id": "p-1", "amount": Decimal("10.500000")},
+        {"payment_id": "p-2", "amount": Decimal("0.000001")},
+    ]
+    assert "payment at offset" in (pipeline.root / "rater.log").read_text()
 
 
 def test_duplicate_publications_and_two_sigkills(

@@ -1,0 +1,311 @@
+"""The rating core, stage by stage, JSON bytes in -> Arrow out (worker tasks).
+
+How stages are timed: ``rate_batch`` and ``decode_cdrs`` run whole and unchanged, while the
+engine functions they call are wrapped, for the duration of the measurement, by timers that
+keep *exclusive* time (a wrapped function called inside another is subtracted from its caller):
+
+=============================  ================================================================
+stage                          engine functions (``pipeline.rating.engine`` unless noted)
+=============================  ================================================================
+decode: parse                  ``decode._parse`` (``polars.read_ndjson``; on a batch with a bad
+                               line, ``json.loads`` of every line, then polars again)
+decode: validate               ``decode._validate``
+attribution                    ``_attribute_reseller`` (membership lookup, reseller column)
+plan lookup x3                 ``_plan_of`` (association join and interval lookup per leg)
+longest-prefix match x3        ``encode_digits`` and ``DeckIndex.lookup`` (searchsorted + walk)
+cost x3                        ``_price_leg`` less the column building below
+Arrow out                      ``_gather`` and ``units_to_arrow`` (output columns) plus the rest
+                               of ``rate_batch`` (status, reasons, base columns, the Arrow table)
+=============================  ================================================================
+
+"Arrow out" is therefore ``rate_batch`` whole minus the other rating stages. A function that a
+later version of the engine no longer has is simply not wrapped: its time then shows in the
+remainder, and the worker reports which names were missing.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import json
+import pstats
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from benchmarks.common import JSON, REPO_ROOT, PeakRss, median
+
+RATED_AT = datetime(2026, 4, 1, tzinfo=UTC)
+
+# (module path, attribute, owner class or None, stage)
+_WRAPPED: tuple[tuple[str, str, str | None, str], ...] = (
+    ("pipeline.rating.decode", "_parse", None, "decode: parse"),
+    ("pipeline.rating.decode", "_validate", None, "decode: validate"),
+    ("pipeline.rating.engine", "_attribute_reseller", None, "attribution"),
+    ("pipeline.rating.engine", "_plan_of", None, "plan lookup x3"),
+    ("pipeline.rating.engine", "encode_digits", None, "longest-prefix match x3"),
+    ("pipeline.prefix_trie.deck_index", "lookup", "DeckIndex", "longest-prefix match x3"),
+    ("pipeline.rating.engine", "_price_leg", None, "cost x3"),
+    ("pipeline.rating.engine", "_gather", None, "Arrow out"),
+    ("pipeline.rating.engine", "units_to_arrow", None, "Arrow out"),
+)
+RATING_STAGES = ("attribution", "plan lookup x3", "longest-prefix match x3", "cost x3", "Arrow out")
+
+
+@dataclass
+class _Frame:
+    stage: str
+    started: float
+    children: float = 0.0
+
+
+@dataclass
+class StageClock:
+    """Exclusive seconds per stage, from wrapped functions that may call one another."""
+
+    totals: dict[str, float] = field(default_factory=dict)
+    stack: list[_Frame] = field(default_factory=list)
+
+    def wrap(self, function: Callable[..., Any], stage: str) -> Callable[..., Any]:
+        """``function`` with its exclusive time added to ``stage``."""
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            frame = _Frame(stage, time.perf_counter())
+            self.stack.append(frame)
+            try:
+                return function(*args, **kwargs)
+            finally:
+                self.stack.pop()
+                elapsed = time.perf_counter() - frame.started
+                self.totals[stage] = self.totals.get(stage, 0.0) + elapsed - frame.children
+                if self.stack:
+                    self.stack[-1].children += elapsed
+
+        return timed
+
+    def take(self) -> dict[str, float]:
+        """The totals so far, then start again."""
+        totals, self.totals = self.totals, {}
+        return totals
+
+
+@contextmanager
+def instrumented(clock: StageClock) -> Iterator[list[str]]:
+    """Wrap the engine functions of ``_WRAPPED``; yield the names that could not be wrapped."""
+    import importlib
+
+    missing: list[str] = []
+    restore: list[tuple[Any, str, Any]] = []
+    for module_name, attribute, owner, stage in _WRAPPED:
+        module = importlib.import_module(module_name)
+        target = getattr(module, owner) if owner else module
+        original = target.__dict__.get(attribute) if owner else getattr(module, attribute, None)
+        if original is None or not callable(original):
+            missing.append(f"{module_name}.{owner + '.' if owner else ''}{attribute}")
+            continue
+        restore.append((target, attribute, original))
+        setattr(target, attribute, clock.wrap(original, stage))
+    try:
+        yield missing
+    finally:
+        for target, attribute, original in reversed(restore):
+            setattr(target, attribute, original)
+
+
+def _join(lines: list[bytes]) -> io.BytesIO:
+    return io.BytesIO(b"\n".join(lines))
+
+
+@dataclass
+class _Batches:
+    mixed: list[bytes]
+    clean: list[bytes]
+
+
+def _load_batches(params: JSON) -> tuple[Any, _Batches]:
+    from benchmarks.datagen import read_lines
+    from pipeline.rating.reference import load_plans_folder
+
+    reference = load_plans_folder(Path(params["plans"]))
+    size = int(params["batch"])
+    return reference, _Batches(
+        read_lines(Path(params["mixed_cdrs"]), size), read_lines(Path(params["clean_cdrs"]), size)
+    )
+
+
+def core_stages(params: JSON) -> JSON:
+    """Decode floor, json.loads, decode stages, rating stages and the whole core, per batch kind.
+
+    Each measurement is repeated ``runs`` times after one warm-up; medians are reported with
+    the peak RSS seen while the stage ran.
+    """
+    import polars as pl
+
+    from pipeline.rating.decode import CDR_SCHEMA, decode_cdrs
+    from pipeline.rating.engine import rate_batch
+
+    reference, batches = _load_batches(params)
+    runs = int(params["runs"])
+    rss = PeakRss()
+    result: JSON = {"polars_threads": pl.thread_pool_size(), "runs": runs, "kinds": {}}
+
+    def measure(function: Callable[[], object]) -> tuple[float, float]:
+        function()  # warm-up
+        seconds: list[float] = []
+        peak = 0.0
+        for _ in range(runs):
+            rss.reset()
+            started = time.perf_counter()
+            function()
+            seconds.append(time.perf_counter() - started)
+            peak = max(peak, rss.peak_mb())
+        return median(seconds), peak
+
+    clean = batches.clean
+    floor_s, floor_mb = measure(lambda: pl.read_ndjson(_join(clean), schema=CDR_SCHEMA))
+    inferred_s, _ = measure(lambda: pl.read_ndjson(_join(clean)))
+    loads_s, loads_mb = measure(lambda: [json.loads(m) for m in clean])
+    result["floor"] = {
+        "rows": len(clean),
+        "read_ndjson_s": floor_s,
+        "read_ndjson_mb": floor_mb,
+        "read_ndjson_inferred_s": inferred_s,
+        "json_loads_s": loads_s,
+        "json_loads_mb": loads_mb,
+    }
+
+    clock = StageClock()
+    for kind, messages in (("mixed", batches.mixed), ("clean", batches.clean)):
+        decoded = decode_cdrs(messages)
+        stage_seconds: dict[str, list[float]] = {}
+        stage_peak: dict[str, float] = {}
+        with instrumented(clock) as missing:
+            for run in range(runs + 1):
+                rss.reset()
+                started = time.perf_counter()
+                decoded = decode_cdrs(messages)
+                decode_s = time.perf_counter() - started
+                decode_mb = rss.peak_mb()
+                rss.reset()
+                started = time.perf_counter()
+                rate_batch(decoded.good, reference, RATED_AT)
+                rate_s = time.perf_counter() - started
+                rate_mb = rss.peak_mb()
+                totals = clock.take()
+                if run == 0:
+                    continue  # warm-up
+                rating_known = sum(totals.get(s, 0.0) for s in RATING_STAGES)
+                totals["Arrow out"] = totals.get("Arrow out", 0.0) + rate_s - rating_known
+                totals["decode+validate"] = decode_s
+                totals["rate_batch (instrumented)"] = rate_s
+                for stage, seconds in totals.items():
+                    stage_seconds.setdefault(stage, []).append(seconds)
+                for stage in (*RATING_STAGES, "rate_batch (instrumented)"):
+                    stage_peak[stage] = max(stage_peak.get(stage, 0.0), rate_mb)
+                for stage in ("decode+validate", "decode: parse", "decode: validate"):
+                    stage_peak[stage] = max(stage_peak.get(stage, 0.0), decode_mb)
+        whole_decode_s, whole_decode_mb = measure(lambda m=messages: decode_cdrs(m))
+        good = decoded.good
+        whole_rate_s, whole_rate_mb = measure(lambda g=good: rate_batch(g, reference, RATED_AT))
+        core_s, core_mb = measure(
+            lambda m=messages: rate_batch(decode_cdrs(m).good, reference, RATED_AT)
+        )
+        result["kinds"][kind] = {
+            "messages": len(messages),
+            "good": decoded.good.height,
+            "rejected": decoded.rejected.height,
+            "stages_s": {stage: median(values) for stage, values in stage_seconds.items()},
+            "stages_mb": stage_peak,
+            "missing_wrappers": missing,
+            "decode_s": whole_decode_s,
+            "decode_mb": whole_decode_mb,
+            "rate_batch_s": whole_rate_s,
+            "rate_batch_mb": whole_rate_mb,
+            "core_s": core_s,
+            "core_mb": core_mb,
+        }
+    return result
+
+
+def core_whole(params: JSON) -> JSON:
+    """The whole core, messages in -> Arrow table out, ``runs`` times per batch kind."""
+    from pipeline.rating.decode import decode_cdrs
+    from pipeline.rating.engine import rate_batch
+
+    reference, batches = _load_batches(params)
+    runs = int(params["runs"])
+    rss = PeakRss()
+    out: JSON = {}
+    for kind, messages in (("mixed", batches.mixed), ("clean", batches.clean)):
+        rate_batch(decode_cdrs(messages).good, reference, RATED_AT)
+        seconds: list[float] = []
+        rss.reset()
+        for _ in range(runs):
+            started = time.perf_counter()
+            table = rate_batch(decode_cdrs(messages).good, reference, RATED_AT)
+            seconds.append(time.perf_counter() - started)
+        out[kind] = {
+            "messages": len(messages),
+            "rows_out": table.num_rows,
+            "seconds": seconds,
+            "median_s": median(seconds),
+            "peak_mb": rss.peak_mb(),
+        }
+    return out
+
+
+def core_profile(params: JSON) -> JSON:
+    """cProfile of decode + rate_batch per batch kind: the top functions by own time."""
+    from pipeline.rating.decode import decode_cdrs
+    from pipeline.rating.engine import rate_batch
+
+    reference, batches = _load_batches(params)
+    top = int(params.get("top", 25))
+    out: JSON = {}
+    for kind, messages in (("mixed", batches.mixed), ("clean", batches.clean)):
+        rate_batch(decode_cdrs(messages).good, reference, RATED_AT)
+        profiler = cProfile.Profile()
+        profiler.enable()
+        for _ in range(int(params.get("runs", 2))):
+            rate_batch(decode_cdrs(messages).good, reference, RATED_AT)
+        profiler.disable()
+        stats = pstats.Stats(profiler)
+        total = stats.total_tt  # type: ignore[attr-defined]
+        rows: list[JSON] = []
+        entries = stats.stats  # type: ignore[attr-defined]
+        ordered = sorted(entries.items(), key=lambda item: item[1][2], reverse=True)
+        for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in ordered[:top]:
+            rows.append(
+                {
+                    "function": name,
+                    "where": f"{_short(filename)}:{line}",
+                    "calls": ncalls,
+                    "own_s": tottime,
+                    "cum_s": cumtime,
+                }
+            )
+        by_cum = sorted(entries.items(), key=lambda item: item[1][3], reverse=True)
+        pipeline_cum = [
+            {
+                "function": name,
+                "where": f"{_short(filename)}:{line}",
+                "calls": ncalls,
+                "own_s": tottime,
+                "cum_s": cumtime,
+            }
+            for (filename, line, name), (_cc, ncalls, tottime, cumtime, _callers) in by_cum
+            if "pipeline/" in filename
+        ][:top]
+        out[kind] = {"total_s": total, "top_own": rows, "pipeline_cumulative": pipeline_cum}
+    return out
+
+
+def _short(filename: str) -> str:
+    for marker in ("site-packages/", f"{REPO_ROOT}/", "lib/python3"):
+        if marker in filename:
+            return filename.split(marker, 1)[1]
+    return filename
