@@ -305,3 +305,107 @@ def test_bad_payments_are_refused_with_the_field_named(
     assert main([*base, "--kind", "customer_payment_in", "--amount", "5", "--currency", "EUR"]) == 0
     assert main([*base, "--kind", "customer_payment_in", "--amount", "6", "--currency", "EUR"]) == 2
     assert "already recorded" in capsys.readouterr().err
+
+
+def test_live_rating_and_rerating_at_once_stay_exact(tmp_path: Path) -> None:
+    """Live writes (new CDRs and re-deliveries) race a re-rating of the same window.
+
+    Decided rule: the later write wins, per CDR. Whatever the interleaving, every CDR has one
+    current row, that row is entirely the rating of one reference-data version (no mix), the
+    CDRs only the re-rating touched carry the corrected rating, and balances equal the sums of
+    the current rows to the last decimal, pre-aggregated or not.
+    """
+    import threading
+
+    import polars as pl
+
+    from pipeline.rating.decode import decode_cdrs
+    from pipeline.rating.engine import rate_batch
+    from pipeline.rating.reference import load_plans_folder
+    from pipeline.rerate import rerate_window
+    from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
+    from tests.support.chdb_http import ChdbHttpServer
+
+    plans, cdrs = tmp_path / "plans", tmp_path / "cdrs.jsonl"
+    network = write_network(NetworkSpec(seed=44, cdrs=3_000, prefixes_per_plan=200), plans, cdrs)
+    corrected = tmp_path / "plans-corrected"
+    shutil.copytree(plans, corrected)
+    for plan_id in network.plan_ids:
+        _correct_deck(corrected, plan_id)
+    old_ref, new_ref = load_plans_folder(plans), load_plans_folder(corrected)
+    lines = [line.encode() for line in cdrs.read_text().splitlines() if line.strip()]
+    before, live = lines[: len(lines) // 2], lines[len(lines) // 2 :]
+    redelivered = before[::7]
+    tenant = network.tenant_ids[0]
+
+    def write(store: ServerStore, chunk: list[bytes]) -> None:
+        decoded = decode_cdrs(chunk)
+        store.write_call_history(rate_batch(decoded.good, old_ref, datetime.now(UTC)))
+
+    with ChdbHttpServer(tmp_path / "clickhouse") as server:
+        settings = ServerSettings.from_url(f"{server.url}/race")
+        with ServerStore(settings) as store:
+            store.migrate()
+            write(store, before)
+        errors: list[BaseException] = []
+
+        def live_writer() -> None:
+            try:
+                with ServerStore(settings) as store:
+                    for start in range(0, len(live), 100):
+                        write(store, live[start : start + 100])
+                        write(store, redelivered[start // 100 :: 15])
+            except BaseException as exc:  # surfaced below
+                errors.append(exc)
+
+        thread = threading.Thread(target=live_writer)
+        thread.start()
+        with ServerStore(settings) as store:
+            rerate_window(
+                store,
+                new_ref,
+                tenant,
+                datetime(2026, 1, 1, tzinfo=UTC),
+                datetime(2026, 6, 1, tzinfo=UTC),
+            )
+        thread.join()
+        assert not errors, errors
+        with ServerStore(settings) as store:
+            current = pl.from_arrow(store.query("SELECT * FROM call_history_current"))
+            live_balances = store.query("SELECT * FROM balances ORDER BY ALL").to_pylist()
+            refresh_balances(store)
+            stored_balances = store.query("SELECT * FROM balances ORDER BY ALL").to_pylist()
+    assert isinstance(current, pl.DataFrame)
+
+    text = [line.decode() for line in lines]
+    expected = {
+        old_ref.version: rate_reference(plans, text).rows,
+        new_ref.version: rate_reference(corrected, text).rows,
+    }
+    valid = set(expected[old_ref.version])
+    assert current["cdr_id"].n_unique() == current.height
+    assert set(current["cdr_id"].to_list()) == valid
+    redelivered_ids = {json.loads(line)["cdr_id"] for line in redelivered}
+    for row in current.to_dicts():
+        want = expected[row["reference_version"]][row["cdr_id"]]
+        for leg in LEGS:
+            assert row[f"{leg}_amount"] == want[f"{leg}_amount"], (row["cdr_id"], leg)
+        if (
+            row["tenant_id"] == tenant
+            and row["cdr_id"] not in redelivered_ids
+            and json.dumps(row["cdr_id"]).encode() in b"".join(before)
+        ):
+            assert row["reference_version"] == new_ref.version, row["cdr_id"]
+
+    sums: dict[Key, Decimal] = defaultdict(Decimal)
+    accounts = {"customer": "customer_id", "client": "client_id", "reseller": "reseller_id"}
+    for row in current.to_dicts():
+        for leg in LEGS:
+            if row[f"{leg}_amount"] is not None:
+                key = (row["tenant_id"], leg, row[accounts[leg]], row[f"{leg}_currency"])
+                sums[key] += row[f"{leg}_amount"]
+    assert stored_balances == live_balances
+    assert {
+        (b["tenant_id"], b["scope"], b["account_id"], b["currency"]): b["amount"]
+        for b in stored_balances
+    } == sums
