@@ -11,6 +11,7 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
+from pipeline.balances import billing_overview, refresh_balances
 from pipeline.offline import rate_file
 from pipeline.progress import Progress
 from pipeline.rating.reference import load_plans_folder
@@ -66,6 +67,9 @@ def run_demo(folder: Path, cdrs: int = 50_000, seed: int = 7) -> int:
         print(format_table(store.query(LEG_TOTALS_SQL), "Totals per leg and currency"))
         print()
         print(format_table(store.query(OWED_TO_RESELLERS_SQL), "Owed to resellers"))
+        print()
+        refresh_balances(store)
+        print(format_table(billing_overview(store), "Billing overview (Finance -> Billing)"))
         print()
         print(format_table(store.query(UNRATED_SQL), "Unrated by reason"))
     print()
