@@ -12,7 +12,6 @@ from datetime import UTC, datetime
 import polars as pl
 
 RFC3339_PATTERN = r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$"
-_FORMAT = "%Y-%m-%dT%H:%M:%S%.f%:z"
 
 #: Sentinel for an open-ended ``effective_until``: later than any instant we rate.
 OPEN_END_US = 2**62
@@ -24,13 +23,10 @@ def parse_rfc3339(text: pl.Expr) -> pl.Expr:
     Null input stays null. Impossible dates (February 30) and malformed text both give null, so
     callers compare ``is_null()`` of input and output to tell missing from malformed.
     """
-    normalised = (
-        text.str.replace(r"^(.{10})t", "${1}T")
-        .str.replace(r"[Zz]$", "+00:00")
-        # chrono's %.f takes at most 9 digits: keep 6, the precision we hold.
-        .str.replace(r"(\.\d{6})\d+", "${1}")
-    )
-    parsed = normalised.str.to_datetime(_FORMAT, strict=False, time_unit="us", time_zone="UTC")
+    # chrono's ISO 8601 reader ("%+") takes T or t, Z or z or an offset, and any fraction
+    # (truncated to the microseconds we hold). It also takes forms RFC 3339 does not (a space
+    # for T, +0200), so the strict pattern decides what is valid.
+    parsed = text.str.to_datetime("%+", strict=False, time_unit="us", time_zone="UTC")
     return pl.when(text.str.contains(RFC3339_PATTERN)).then(parsed).otherwise(None)
 
 
