@@ -5,7 +5,7 @@ with a machine-readable reason, and never raises for anything a message contains
 
 The whole batch is parsed by one ``polars.read_ndjson`` call. When that call fails (a line that
 is not JSON, not an object, or a number field of the wrong JSON type), every message is checked
-with ``json.loads`` to find the culprits, and the rest is parsed by polars as before, so a
+on its own (msgspec) to find the culprits, and the rest is parsed by polars as before, so a
 message is accepted or rejected the same way whatever batch it arrives in. Where a string is
 expected, a JSON number or boolean is taken as its text (polars' reading); the field rules below
 then apply to that text.
@@ -14,10 +14,12 @@ then apply to that text.
 from __future__ import annotations
 
 import io
-import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Annotated
 
+import msgspec
 import polars as pl
 
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
@@ -157,22 +159,33 @@ def _read_isolating(
     )
 
 
+class _IntegerFields(msgspec.Struct):
+    """The JSON-level shape polars needs of a message: an object with integer number fields."""
+
+    duration_ms: Annotated[int, msgspec.Meta(ge=-_INT64_MAX, le=_INT64_MAX)] | None = None
+    sip_code: Annotated[int, msgspec.Meta(ge=-_INT64_MAX, le=_INT64_MAX)] | None = None
+
+
+_SHAPE = msgspec.json.Decoder(_IntegerFields)
+_AT_FIELD = re.compile(r"at `\$\.([a-z_]+)`")
+
+
 def _json_problem(line: bytes) -> tuple[str, str] | None:
-    """Why a line cannot be a ``cdr.v1`` object at the JSON level, or None if it can."""
+    """Why a line cannot be a ``cdr.v1`` object at the JSON level, or None if it can.
+
+    msgspec checks the JSON syntax and the integer fields' types without building the object
+    (about a microsecond a line), so a batch with bad lines is still decoded quickly.
+    """
     try:
-        value = json.loads(line)
-    except (ValueError, RecursionError) as exc:
+        _SHAPE.decode(line)
+    except msgspec.ValidationError as exc:
+        text = str(exc)
+        field = _AT_FIELD.search(text)
+        if field is None:
+            return "not_object", f"not a JSON object: {text}"
+        return f"invalid:{field.group(1)}", f"{field.group(1)}: {text}"
+    except msgspec.DecodeError as exc:
         return "not_json", f"not JSON: {exc}"
-    if not isinstance(value, dict):
-        return "not_object", f"JSON {type(value).__name__} where an object is expected"
-    for field in INTEGER_FIELDS:
-        item = value.get(field)
-        if item is None:
-            continue
-        if isinstance(item, bool) or not isinstance(item, int):
-            return f"invalid:{field}", f"{field} must be an integer, got {json.dumps(item)[:40]}"
-        if not -_INT64_MAX <= item <= _INT64_MAX:
-            return f"invalid:{field}", f"{field} {item} out of range"
     return None
 
 
