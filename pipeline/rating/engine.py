@@ -9,6 +9,7 @@ exactly by DESIGN.md section 4. Rating the same input twice gives identical outp
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -20,11 +21,14 @@ from pipeline.rating.columns import CALL_HISTORY_SCHEMA
 from pipeline.rating.money import (
     AMOUNT_DECIMALS,
     RATE_DECIMALS,
-    RATE_SCALE,
+    ROUNDING_CODES,
+    Rounding,
+    int64_units_to_arrow,
     rounded_division,
     units_to_arrow,
 )
 from pipeline.rating.reference import LEGS, ReferenceData, Scope
+from pipeline.rating.timeparse import to_micros
 
 I64 = npt.NDArray[np.int64]
 _LEG_ACCOUNT = {
@@ -56,8 +60,8 @@ def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime)
     accounts = cdrs.select("tenant_id", "customer_id", "client_id").with_columns(
         reseller_id=reseller
     )
-    leg_columns: dict[str, pa.Array | pl.Series] = {}
-    failures: list[pl.Series] = []
+    leg_columns: dict[str, pa.Array] = {}
+    failures: list[I64] = []
     for scope in LEGS:
         plan = _plan_of(accounts, scope, reference, times)
         row = reference.deck_index.lookup(plan, callee_padded, callee_length, times)
@@ -65,9 +69,11 @@ def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime)
         leg_columns.update(columns)
         failures.append(failure)
 
-    joined = pl.select(pl.concat_str(failures, separator=";", ignore_nulls=True)).to_series()
-    reason = joined.replace("", None)
-    base = cdrs.select(
+    # One small code per row (customer 0-2, client 0-1, reseller 0-1) picks the reason text.
+    code = failures[0] * 4 + failures[1] * 2 + failures[2]
+    reason = pa.array(_REASONS).take(pa.array(code))
+    status = pa.array(["rated", "unrated"]).take(pa.array((code > 0).astype(np.int8)))
+    table = cdrs.select(
         "cdr_id",
         "session_id",
         "tenant_id",
@@ -81,21 +87,44 @@ def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime)
         "duration_ms",
         "disposition",
         "sip_code",
-    ).with_columns(
-        reseller_id=reseller,
-        cdr_reseller_id=cdrs["reseller_id"],
-        status=pl.when(reason.is_null()).then(pl.lit("rated")).otherwise(pl.lit("unrated")),
-        unrated_reason=reason,
-        rated_at=pl.lit(rated_at).cast(pl.Datetime("us", "UTC")),
-        reference_version=pl.lit(reference.version),
-    )
-    table = base.to_arrow()
-    arrays = {name: table.column(name) for name in table.column_names}
+    ).to_arrow()
+    arrays: dict[str, pa.Array | pa.ChunkedArray] = {
+        name: table.column(name) for name in table.column_names
+    }
+    count = len(times)
     arrays.update(leg_columns)
+    arrays["reseller_id"] = reseller.to_arrow()
+    arrays["cdr_reseller_id"] = cdrs["reseller_id"].to_arrow()
+    arrays["status"] = status
+    arrays["unrated_reason"] = reason
+    arrays["rated_at"] = pa.array(np.full(count, to_micros(rated_at), dtype=np.int64)).cast(
+        pa.timestamp("us", tz="UTC")
+    )
+    arrays["reference_version"] = pa.array([reference.version]).take(
+        pa.array(np.zeros(count, dtype=np.int64))
+    )
     return pa.table(
         [_as_arrow(arrays[field.name], field.type) for field in CALL_HISTORY_SCHEMA],
         schema=CALL_HISTORY_SCHEMA,
     )
+
+
+_REASONS: list[str | None] = [
+    ";".join(
+        name
+        for name, failed in (
+            ("customer:no_plan", customer == 1),
+            ("customer:no_prefix", customer == 2),
+            ("client:no_prefix", client == 1),
+            ("reseller:no_prefix", reseller == 1),
+        )
+        if failed
+    )
+    or None
+    for customer in range(3)
+    for client in range(2)
+    for reseller in range(2)
+]
 
 
 def _as_arrow(values: pa.Array | pa.ChunkedArray | pl.Series, kind: pa.DataType) -> pa.Array:
@@ -131,88 +160,123 @@ def _plan_of(accounts: pl.DataFrame, scope: Scope, reference: ReferenceData, tim
 
 def _gather(values: pl.Series, index: I64) -> pl.Series:
     """``values[index]`` with null where the index is -1."""
+    return pl.Series(values.name, _take(values.to_arrow(), index))
+
+
+def _take(values: pa.Array | pa.ChunkedArray, index: I64) -> pa.Array:
+    """``values[index]`` as Arrow, null where the index is -1 (no per-row Python)."""
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
     if len(values) == 0:
-        return pl.Series(values.name, [None] * len(index), dtype=values.dtype)
-    picked = values.gather(np.where(index >= 0, index, 0))
-    return pl.select(pl.when(pl.Series(index >= 0)).then(picked).otherwise(None)).to_series()
+        return pa.nulls(len(index), values.type)
+    return values.take(pa.array(index, mask=index < 0))
 
 
 def _price_leg(
     scope: Scope, plan: I64, row: I64, duration: I64, reference: ReferenceData
-) -> tuple[dict[str, pa.Array | pl.Series], pl.Series]:
-    """Price one leg; return its columns and a Series of failure text (null where none)."""
+) -> tuple[dict[str, pa.Array], I64]:
+    """Price one leg; return its columns and a failure code per row (0 = no failure).
+
+    Failure codes: customer leg 1 = no plan, 2 = no prefix; client and reseller legs 1 = no
+    prefix (no plan there means the leg does not apply).
+    """
     leg = scope.value
     rated = row >= 0
+    if reference.deck.height == 0:
+        rated = np.zeros(len(row), dtype=bool)
+    deck = reference.deck_arrays
+    plans = reference.plan_arrays
     safe_row = np.where(rated, row, 0)
     safe_plan = np.where(rated, plan, 0)
-    deck = reference.deck
-    plans = reference.plans
-    if deck.height == 0:
-        rated = np.zeros(len(row), dtype=bool)
-        initial = subsequent = rate_units = fee_units = np.ones(len(row), dtype=np.int64)
-    else:
-        initial = deck["initial_increment"].to_numpy()[safe_row]
-        subsequent = deck["subsequent_increment"].to_numpy()[safe_row]
-        rate_units = deck["rate_units"].to_numpy()[safe_row]
-        fee_units = deck["fee_units"].to_numpy()[safe_row]
+    rate_units = deck.rate_units[safe_row] if len(deck.rate_units) else np.zeros_like(row)
+    fee_units = deck.fee_units[safe_row] if len(deck.fee_units) else np.zeros_like(row)
+    initial = deck.initial[safe_row] if len(deck.initial) else np.ones_like(row)
+    subsequent = deck.subsequent[safe_row] if len(deck.subsequent) else np.ones_like(row)
+    decimals = plans.decimals[safe_plan] if len(plans.decimals) else np.zeros_like(row)
+    mode = plans.rounding[safe_plan] if len(plans.rounding) else np.zeros_like(row)
     billed = billed_seconds(duration, initial, subsequent)
-    decimals = (
-        plans["decimals"].to_numpy()[safe_plan] if plans.height else np.zeros(len(row), np.int64)
-    )
-    mode = (
-        plans["rounding_code"].to_numpy()[safe_plan]
-        if plans.height
-        else np.zeros(len(row), np.int8)
-    )
+    amount = _amount_units(rate_units, fee_units, billed, decimals, mode, rated)
+    rated_index = np.where(rated, row, -1)
+    plan_index = np.where(rated, plan, -1)
+    columns: dict[str, pa.Array] = {
+        f"{leg}_plan_id": _take(plans.plan_id, plan_index),
+        f"{leg}_deck_version": _take(plans.deck_version, plan_index),
+        f"{leg}_prefix": _take(deck.prefix, rated_index),
+        f"{leg}_destination": _take(deck.destination, rated_index),
+        f"{leg}_rate": int64_units_to_arrow(rate_units, RATE_DECIMALS, rated),
+        f"{leg}_billed_seconds": pa.array(billed, mask=~rated),
+        f"{leg}_amount": amount,
+        f"{leg}_currency": _take(plans.currency, plan_index),
+    }
+    if scope is Scope.CUSTOMER:
+        failure = np.where(plan < 0, 1, np.where(rated, 0, 2))
+    else:
+        failure = ((plan >= 0) & ~rated).astype(np.int64)
+    return columns, failure.astype(np.int64)
 
+
+_INT64_SAFE = 2**62
+
+
+def _amount_units(
+    rate: I64,
+    fee: I64,
+    billed: I64,
+    decimals: I64,
+    mode: npt.NDArray[np.integer[Any]],
+    rated: npt.NDArray[np.bool_],
+) -> pa.Array:
+    """Exact amounts as ``decimal128(38, 6)``: ``fee + rate * billed / 60`` rounded per plan.
+
+    With rates in units of 10**-9 the exact cost is ``n / (60 * 10**9)`` for the integer
+    ``n = fee * 60 + rate * billed``; bringing it to ``decimals`` places is one integer division
+    by ``60 * 10**(9 - decimals)`` with the plan's rounding. int64 when it cannot overflow (the
+    usual case), 128-bit integers otherwise.
+    """
+    charged = rated & (billed > 0)
+    denominator = 60 * 10 ** (RATE_DECIMALS - decimals.astype(np.int64))
+    widen = 10 ** (AMOUNT_DECIMALS - decimals.astype(np.int64))
+    if not charged.any():
+        return int64_units_to_arrow(np.zeros(len(rate), dtype=np.int64), AMOUNT_DECIMALS, rated)
+    r, b, f = rate[charged], billed[charged], fee[charged]
+    largest = float(r.max()) * float(b.max()) + float(f.max()) * 60.0
+    if largest < _INT64_SAFE:
+        numerator = f * 60 + r * b
+        quotient, remainder = np.divmod(numerator, denominator[charged])
+        bump = np.where(
+            mode[charged] == ROUNDING_CODES[Rounding.HALF_UP],
+            2 * remainder >= denominator[charged],
+            np.where(mode[charged] == ROUNDING_CODES[Rounding.UP], remainder > 0, False),
+        )
+        units = np.zeros(len(rate), dtype=np.int64)
+        units[charged] = (quotient + bump) * widen[charged]
+        return int64_units_to_arrow(units, AMOUNT_DECIMALS, rated)
     int128 = pl.Int128
-    money = pl.DataFrame(
+    frame = pl.DataFrame(
         {
-            "rate": rate_units,
-            "fee": fee_units,
+            "rate": rate,
+            "fee": fee,
             "billed": billed,
-            "scale": 10 ** decimals.astype(np.int64),
-            "widen": 10 ** (AMOUNT_DECIMALS - decimals.astype(np.int64)),
+            "den": denominator,
+            "widen": widen,
             "mode": mode,
+            "charged": charged,
             "rated": rated,
         }
-    ).select(
-        pl.when(pl.col("rated") & (pl.col("billed") > 0))
+    )
+    units128 = frame.select(
+        pl.when(~pl.col("rated"))
+        .then(None)
+        .when(pl.col("charged"))
         .then(
             rounded_division(
-                (
-                    pl.col("fee").cast(int128) * pl.lit(60, int128)
-                    + pl.col("rate").cast(int128) * pl.col("billed").cast(int128)
-                )
-                * pl.col("scale").cast(int128),
-                pl.lit(60 * RATE_SCALE, int128),
+                pl.col("fee").cast(int128) * pl.lit(60, int128)
+                + pl.col("rate").cast(int128) * pl.col("billed").cast(int128),
+                pl.col("den").cast(int128),
                 pl.col("mode"),
             )
             * pl.col("widen").cast(int128)
         )
-        .when(pl.col("rated"))
-        .then(pl.lit(0, int128))
-        .otherwise(None)
-        .alias("amount"),
-        pl.when(pl.col("rated")).then(pl.col("rate")).otherwise(None).alias("rate"),
-    )
-    rated_index = np.where(rated, row, -1)
-    plan_index = np.where(rated, plan, -1)
-    columns: dict[str, pa.Array | pl.Series] = {
-        f"{leg}_plan_id": _gather(plans["plan_id"], plan_index),
-        f"{leg}_deck_version": _gather(plans["deck_version"], plan_index),
-        f"{leg}_prefix": _gather(deck["prefix"], rated_index),
-        f"{leg}_destination": _gather(deck["destination"], rated_index),
-        f"{leg}_rate": units_to_arrow(money["rate"], RATE_DECIMALS),
-        f"{leg}_billed_seconds": pl.Series(billed).set(pl.Series(~rated), None)
-        if (~rated).any()
-        else pl.Series(billed),
-        f"{leg}_amount": units_to_arrow(money["amount"], AMOUNT_DECIMALS),
-        f"{leg}_currency": _gather(plans["currency"], plan_index),
-    }
-    if scope is Scope.CUSTOMER:
-        failure = np.where(plan < 0, "customer:no_plan", np.where(rated, "", "customer:no_prefix"))
-    else:
-        failure = np.where((plan >= 0) & ~rated, f"{leg}:no_prefix", "")
-    failures = pl.Series(failure).replace("", None)
-    return columns, failures
+        .otherwise(pl.lit(0, int128))
+    ).to_series()
+    return units_to_arrow(units128, AMOUNT_DECIMALS)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from decimal import Decimal
 from enum import StrEnum
 
+import numpy as np
+import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
@@ -73,6 +75,25 @@ def units_to_arrow(units: pl.Series, scale: int) -> pa.Array:
         whole = whole.combine_chunks()
     return pa.Array.from_buffers(
         pa.decimal128(38, scale), len(whole), whole.buffers(), offset=whole.offset
+    )
+
+
+def int64_units_to_arrow(
+    units: npt.NDArray[np.int64], scale: int, valid: npt.NDArray[np.bool_]
+) -> pa.Array:
+    """int64 units of 10**-scale into Arrow ``decimal128(38, scale)``, null where not ``valid``.
+
+    Builds the 16-byte little-endian two's complement words directly: exact and vectorised.
+    """
+    count = len(units)
+    words = np.empty((count, 2), dtype=np.int64)
+    words[:, 0] = units
+    words[:, 1] = units >> 63  # sign extension
+    validity = None
+    if not valid.all():
+        validity = pa.array(valid, type=pa.bool_()).buffers()[1]
+    return pa.Array.from_buffers(
+        pa.decimal128(38, scale), count, [validity, pa.py_buffer(words)], null_count=-1
     )
 
 

@@ -15,7 +15,9 @@ from enum import StrEnum
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
+import pyarrow as pa
 
 from pipeline.prefix_trie import DeckIndex, DeckRows, IntervalIndex
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
@@ -76,6 +78,52 @@ class AccountPlans:
 
 
 @dataclass(frozen=True, eq=False)
+class DeckArrays:
+    """Deck rows of every plan as arrays, by global row id, for the rating hot path."""
+
+    prefix: pa.Array
+    destination: pa.Array
+    rate_units: npt.NDArray[np.int64]  # 10**-9 per minute
+    fee_units: npt.NDArray[np.int64]  # 10**-9
+    initial: npt.NDArray[np.int64]
+    subsequent: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, deck: pl.DataFrame) -> DeckArrays:
+        """Arrays of a validated deck frame."""
+        return cls(
+            prefix=deck["prefix"].to_arrow(),
+            destination=deck["destination"].to_arrow(),
+            rate_units=deck["rate_units"].to_numpy().astype(np.int64),
+            fee_units=deck["fee_units"].to_numpy().astype(np.int64),
+            initial=deck["initial_increment"].to_numpy().astype(np.int64),
+            subsequent=deck["subsequent_increment"].to_numpy().astype(np.int64),
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PlanArrays:
+    """Plan attributes as arrays, by plan index, for the rating hot path."""
+
+    plan_id: pa.Array
+    deck_version: pa.Array
+    currency: pa.Array
+    decimals: npt.NDArray[np.int64]
+    rounding: npt.NDArray[np.int8]
+
+    @classmethod
+    def of(cls, plans: pl.DataFrame) -> PlanArrays:
+        """Arrays of a validated plans frame."""
+        return cls(
+            plan_id=plans["plan_id"].to_arrow(),
+            deck_version=plans["deck_version"].to_arrow(),
+            currency=plans["currency"].to_arrow(),
+            decimals=plans["decimals"].to_numpy().astype(np.int64),
+            rounding=plans["rounding_code"].to_numpy().astype(np.int8),
+        )
+
+
+@dataclass(frozen=True, eq=False)
 class ReferenceData:
     """One consistent, validated version of the reference data, indexed for rating."""
 
@@ -87,6 +135,8 @@ class ReferenceData:
     memberships: pl.DataFrame  # client_id, key
     membership_index: IntervalIndex  # client key -> reseller index
     resellers: pl.Series  # reseller index -> reseller_id
+    deck_arrays: DeckArrays
+    plan_arrays: PlanArrays
 
     @property
     def plan_count(self) -> int:
@@ -178,6 +228,8 @@ def load_plans_folder(folder: Path) -> ReferenceData:
         memberships=memberships,
         membership_index=membership_index,
         resellers=resellers,
+        deck_arrays=DeckArrays.of(deck),
+        plan_arrays=PlanArrays.of(plans),
     )
 
 
