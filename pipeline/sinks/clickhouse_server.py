@@ -13,14 +13,14 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from types import TracebackType
-from typing import Any, Final
+from typing import Any, Final, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import pyarrow as pa
 
 from pipeline.config import Secret
 from pipeline.rating.columns import call_history_batch, plain_type
+from pipeline.sinks.contracts import OpenedStore
 from pipeline.sinks.migrations import apply_migrations, quote_identifier
 
 DEFAULT_DATABASE: Final = "vmgate"
@@ -203,7 +203,7 @@ def _seconds(text: str, name: str, shown: str) -> int:
     return value
 
 
-class ServerStore:
+class ServerStore(OpenedStore):
     """Call history in the database ``settings.database`` of a ClickHouse server.
 
     Nothing happens on construction; :meth:`open` connects, creates the database if missing
@@ -224,7 +224,7 @@ class ServerStore:
         state = "open" if self._client is not None else "closed"
         return f"ServerStore({self.settings!r}, {state})"
 
-    def open(self) -> ServerStore:
+    def open(self) -> Self:
         """Connect, create the database if missing and select it."""
         if self._client is None:
             import clickhouse_connect
@@ -257,19 +257,6 @@ class ServerStore:
         client, self._client = self._client, None
         if client is not None:
             _close_client(client)
-
-    def __enter__(self) -> ServerStore:
-        """Open on entry."""
-        return self.open()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close on exit."""
-        self.close()
 
     @property
     def _connected(self) -> Any:

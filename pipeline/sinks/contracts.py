@@ -8,7 +8,8 @@ run the same DDL from ``schemas/clickhouse`` and the same SQL.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Protocol
+from types import TracebackType
+from typing import Protocol, Self
 
 import pyarrow as pa
 
@@ -35,3 +36,28 @@ class CallHistoryStore(Protocol):
     def close(self) -> None:
         """Release the connection or engine."""
         ...
+
+
+class OpenedStore:
+    """Context-manager behaviour shared by the stores: ``with Store(...) as s`` opens and closes."""
+
+    def open(self) -> Self:
+        """Connect or start the engine; subclasses implement."""
+        raise NotImplementedError
+
+    def close(self) -> None:
+        """Release the connection or engine; subclasses implement."""
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        """Open on entry."""
+        return self.open()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        """Close on exit."""
+        self.close()

@@ -9,19 +9,19 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, Self
 
 import pyarrow as pa
 
 from pipeline.rating.columns import CALL_HISTORY_SCHEMA, call_history_batch
+from pipeline.sinks.contracts import OpenedStore
 from pipeline.sinks.migrations import apply_migrations, quote_identifier
 
 DEFAULT_DATABASE = "vmgate"
 _COLUMN_LIST = ", ".join(f"`{name}`" for name in CALL_HISTORY_SCHEMA.names)
 
 
-class EmbeddedStore:
+class EmbeddedStore(OpenedStore):
     """A chdb engine on ``path`` holding the call-history database ``database``."""
 
     def __init__(self, path: Path, database: str = DEFAULT_DATABASE) -> None:
@@ -31,7 +31,7 @@ class EmbeddedStore:
         self._quoted = quote_identifier(database)
         self._session: Any = None
 
-    def open(self) -> EmbeddedStore:
+    def open(self) -> Self:
         """Start the engine on the folder and select the database (created if missing)."""
         if self._session is None:
             from chdb import session
@@ -47,19 +47,6 @@ class EmbeddedStore:
         if self._session is not None:
             self._session.close()
             self._session = None
-
-    def __enter__(self) -> EmbeddedStore:
-        """Open on entry."""
-        return self.open()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        """Close on exit."""
-        self.close()
 
     @property
     def _engine(self) -> Any:
