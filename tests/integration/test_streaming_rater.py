@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -386,5 +387,41 @@ def test_storage_outage_pauses_and_resumes_without_loss(
     failures = text.count("call-history write failed")
     assert failures < 40, "retries must back off, not spin"
     assert f"store failures {failures}" in text.replace(",", "")
+    history = _export_from_server(clickhouse, database)
+    _assert_exact(pipeline, history, cdrs, malformed)
+
+
+def test_sigterm_finishes_the_batch_in_flight_and_exits_cleanly(
+    pipeline: Pipeline, clickhouse: ChdbHttpServer
+) -> None:
+    database = f"it_{uuid.uuid4().hex[:10]}"
+    pipeline.clickhouse_url = f"{clickhouse.url}/{database}"
+    cdrs, malformed, _ = _network(pipeline, 8_000, seed=25)
+    pipeline.cli("setup")
+    pipeline.cli("produce", "--cdrs", str(cdrs))
+    client = clickhouse_connect.get_client(host=clickhouse.host, port=clickhouse.port)
+    rater = pipeline.start_rater("--batch-size", "300", log_name="terminated")
+    try:
+        deadline = time.monotonic() + _LIMIT_S
+        while True:
+            assert time.monotonic() < deadline, "rater made no progress"
+            assert rater.poll() is None, "rater exited early"
+            try:
+                counted = client.query(f"SELECT count() FROM {database}.call_history")
+                if int(counted.result_rows[0][0]) >= 1_000:
+                    break
+            except Exception:  # the table may not exist yet
+                pass
+            time.sleep(0.2)
+    finally:
+        client.close()
+    rater.send_signal(signal.SIGTERM)
+    _wait(rater, pipeline, "terminated")  # exit status 0
+    log = (pipeline.root / "terminated.log").read_text()
+    assert "stop requested" in log
+    counts = re.findall(r"pipeline\.runtime: consumed (\d+),", log)
+    assert 1_000 <= int(counts[-1]) < 8_000  # stopped mid-stream, after a whole batch
+    final = pipeline.start_rater("--exit-when-idle", "4", log_name="final")
+    _wait(final, pipeline, "final")
     history = _export_from_server(clickhouse, database)
     _assert_exact(pipeline, history, cdrs, malformed)
