@@ -9,7 +9,9 @@ column, value) when anything is wrong, so a rater never runs on half-good data. 
 
 from __future__ import annotations
 
+import codecs
 import hashlib
+import re
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -268,12 +270,13 @@ def _read_csv(
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
     try:
-        text = data.decode("utf-8")
+        # Checked without keeping a decoded copy: a million-row deck must load in little memory.
+        codecs.decode(data, "utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         problems.append(Problem(relative, line, None, None, "not UTF-8 text"))
         return None
-    first_line = text.split("\n", 1)[0].strip("\r")
+    first_line = data.split(b"\n", 1)[0].decode("utf-8").strip("\r")
     header = [h.strip() for h in first_line.split(",")]
     if not first_line.strip():
         problems.append(Problem(relative, 1, None, None, "no header row"))
@@ -291,11 +294,7 @@ def _read_csv(
         problems.append(Problem(relative, 1, h, None, "column appears twice"))
     if unknown or missing or dupes:
         return None
-    # Line numbers: count physical lines, skipping blank ones the way the CSV reader does.
-    physical = text.split("\n")
-    content_lines = [
-        i + 1 for i, raw in enumerate(physical[1:], start=1) if raw.strip("\r").strip()
-    ]
+    content_lines, data = _content_lines(data)
     try:
         frame = pl.read_csv(
             data,
@@ -308,7 +307,7 @@ def _read_csv(
         problems.append(
             Problem(
                 relative,
-                _ragged_line(physical, len(header)),
+                _ragged_line(data.decode("utf-8").split("\n"), len(header)),
                 None,
                 None,
                 f"not valid CSV: {exc}".splitlines()[0],
@@ -326,11 +325,37 @@ def _read_csv(
             )
         )
         return None
+    # Trim cells (empty = null), copying only the columns that need it: decks are large.
+    padded = frame.select(
+        (pl.col(header).str.contains(r"^\s|\s$") | (pl.col(header) == "")).any()
+    ).row(0)
     frame = frame.with_columns(
-        [pl.col(c).str.strip_chars().replace("", None) for c in header]
+        [
+            pl.col(c).str.strip_chars().replace("", None)
+            for c, pad in zip(header, padded, strict=True)
+            if pad
+        ]
         + [pl.lit(None, dtype=pl.String).alias(c) for c in columns if c not in header]
     ).with_columns(pl.Series(_LINE, content_lines, dtype=pl.Int64))
     return frame.select([*columns, _LINE])
+
+
+_BLANK_LINE = re.compile(rb"(^|\n)[ \t\r]*(\n|$)")
+
+
+def _content_lines(data: bytes) -> tuple[npt.NDArray[np.int64], bytes]:
+    """Line numbers (1-based) of the rows after the header, and the text without blank lines.
+
+    Blank lines hold no row; they are dropped before reading so that row ``i`` is always on line
+    ``numbers[i]``, whatever the line endings.
+    """
+    content = data.rstrip()  # trailing blank lines hold no row
+    if _BLANK_LINE.search(content) is None:  # no blank line in between: the usual case
+        return np.arange(2, content.count(b"\n") + 2, dtype=np.int64), content + b"\n"
+    physical = data.split(b"\n")
+    kept = [(number, raw) for number, raw in enumerate(physical[1:], start=2) if raw.strip()]
+    numbers = np.array([number for number, _ in kept], dtype=np.int64)
+    return numbers, b"\n".join([physical[0], *(raw for _, raw in kept)])
 
 
 def _ragged_line(physical: list[str], width: int) -> int | None:

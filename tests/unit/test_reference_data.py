@@ -198,3 +198,23 @@ def test_error_message_lists_every_problem(tmp_path: Path) -> None:
     assert "3 problem(s)" in text
     assert "line 2, column prefix: 'x'" in text
     assert "line 3, column prefix: 'y'" in text
+
+
+@pytest.mark.parametrize(
+    ("text", "lines"),
+    [
+        ("prefix,rate,effective_from\n", []),
+        ("prefix,rate,effective_from\n44,x,y", [2]),
+        ("prefix,rate,effective_from\n44,x,y\n\n\n", [2]),
+        ("prefix,rate,effective_from\r\n44,x,y\r\n\r\n45,x,y\r\n", [2, 4]),
+        ("prefix,rate,effective_from\n\n44,x,y\n   \n45,x,y", [3, 5]),
+    ],
+)
+def test_line_numbers_count_physical_lines(tmp_path: Path, text: str, lines: list[int]) -> None:
+    write_plans(tmp_path, [plan("P", "customer")], {"P": []})
+    (tmp_path / "decks" / "P.csv").write_text(text, newline="")
+    if not lines:
+        load_plans_folder(tmp_path)  # a deck with only its header is fine
+        return
+    problems = [p for p in _problems(tmp_path) if "decks/P.csv" in p]
+    assert sorted({int(p.split(", line ")[1].split(",")[0]) for p in problems}) == lines
