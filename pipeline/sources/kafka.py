@@ -185,8 +185,14 @@ def group_caught_up(consumer: Consumer) -> bool:
     assignment = consumer.assignment()
     if not assignment:
         return False
-    for committed in consumer.committed(assignment, timeout=10):
-        low, high = consumer.get_watermark_offsets(committed, timeout=5, cached=False)
-        if high > low and committed.offset < high:
-            return False
+    try:
+        for committed in consumer.committed(assignment, timeout=10):
+            low, high = consumer.get_watermark_offsets(committed, timeout=5, cached=False)
+            if high > low and committed.offset < high:
+                return False
+    except KafkaException as exc:
+        # For example offsets still held by the open transaction of a rater that died: they
+        # become readable once the broker aborts it. Not caught up yet; ask again later.
+        log.info("committed offsets not readable yet (%s)", exc)
+        return False
     return True
