@@ -7,7 +7,6 @@ at the end, to the plan's decimals by its rounding mode. No binary float ever to
 
 from __future__ import annotations
 
-from decimal import Decimal
 from enum import StrEnum
 
 import numpy as np
@@ -111,11 +110,6 @@ def rounded_division(numerator: pl.Expr, denominator: pl.Expr, mode: pl.Expr) ->
         .otherwise(zero)
     )
     return quotient + bump
-
-
-def decimal_from_units(units: int, scale: int) -> Decimal:
-    """Return the exact Decimal of ``units`` * 10**-scale."""
-    return Decimal(units).scaleb(-scale)
 
 
 # ISO 4217 active codes (plus the precious-metal and fund codes operators never bill in omitted).

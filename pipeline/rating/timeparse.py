@@ -37,14 +37,3 @@ def to_micros(value: datetime) -> int:
         raise ValueError(msg)
     delta = value - datetime(1970, 1, 1, tzinfo=UTC)
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
-
-
-def format_micros(micros: int) -> str:
-    """Format epoch microseconds as RFC 3339 UTC (``2026-03-01T00:00:00Z``)."""
-    if micros >= OPEN_END_US:
-        return "open"
-    stamp = datetime.fromtimestamp(micros // 1_000_000, tz=UTC).replace(
-        microsecond=micros % 1_000_000
-    )
-    text = stamp.isoformat().replace("+00:00", "Z")
-    return text
