@@ -206,6 +206,14 @@ def _parser() -> argparse.ArgumentParser:
     rerate.add_argument("--from", dest="start", required=True, help="window start (RFC 3339)")
     rerate.add_argument("--to", dest="end", required=True, help="window end, exclusive")
 
+    config = commands.add_parser(
+        "config",
+        help="show the effective configuration (secrets masked)",
+        description="Configuration comes from defaults, then the TOML file (--config or "
+        "$VMGATE_CONFIG), then environment variables, then flags. See docs/configuration.md.",
+    )
+    config.add_argument("action", choices=["show"], help="show: print the effective settings")
+
     demo = commands.add_parser(
         "demo",
         help="build a synthetic network, rate it into an embedded store and report",
@@ -243,6 +251,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command in _STORE_COMMANDS:
             return _STORE_COMMANDS[args.command](args)
+        if args.command == "config":
+            print(json.dumps(_settings(args).masked(), indent=2, default=str))
+            return 0
         if args.command == "demo":
             from pipeline.demo import run_demo
 

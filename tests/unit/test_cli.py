@@ -119,3 +119,15 @@ def test_missing_cdr_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     )
     assert code == 2
     assert "nope.jsonl" in capsys.readouterr().err
+
+
+def test_config_show_masks_secrets(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CLICKHOUSE_URL", "http://rater:s3cret@ch:8123/vmgate")
+    monkeypatch.setenv("KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+    assert main(["config", "show"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["kafka_bootstrap"] == "127.0.0.1:9092"
+    assert shown["clickhouse_url"] == "***"
+    assert shown["group_id"] == "raters"
