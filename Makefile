@@ -52,3 +52,11 @@ kafka-stop:
 
 clean:
 	rm -rf $(VENV) demo-data .mypy_cache .ruff_cache .pytest_cache
+
+.PHONY: bench bench-quick
+
+bench: $(DEV)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' && $(BIN)/python -m benchmarks.run --full
+
+bench-quick: $(DEV)
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' && $(BIN)/python -m benchmarks.run --quick
