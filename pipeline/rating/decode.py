@@ -81,6 +81,10 @@ class DecodedBatch:
 
 def decode_cdrs(messages: Sequence[bytes]) -> DecodedBatch:
     """Decode and validate a batch of ``cdr.v1`` messages (one JSON object each)."""
+    whole, unreadable = _read_whole(messages)
+    if whole is not None:  # the usual case: every message one line of JSON polars can read
+        good, invalid = _validate(whole)
+        return DecodedBatch(good=good, rejected=invalid.sort("position"))
     rejected: list[tuple[int, str, str]] = []
     positions: list[int] = []
     lines: list[bytes] = []
@@ -90,7 +94,7 @@ def decode_cdrs(messages: Sequence[bytes]) -> DecodedBatch:
             continue
         positions.append(position)
         lines.append(message)
-    parsed, parse_rejects = _parse(lines, positions)
+    parsed, parse_rejects = _parse(lines, positions, try_whole=not unreadable)
     rejected.extend(parse_rejects)
     good, invalid = _validate(parsed)
     rejected_frame = pl.DataFrame(
@@ -104,6 +108,28 @@ def decode_cdrs(messages: Sequence[bytes]) -> DecodedBatch:
     )
 
 
+def _read_whole(messages: Sequence[bytes]) -> tuple[pl.DataFrame | None, bool]:
+    """Read the batch in one go; None when it needs message-by-message care.
+
+    With no line break inside any message, each message is one line; polars skips blank lines,
+    so a row count equal to the message count means row ``i`` is message ``i``. The flag says
+    polars could not read the batch (so reading it whole again is pointless).
+    """
+    if not messages:
+        return None, False
+    joined = b"\n".join(messages)
+    if joined.count(b"\n") != len(messages) - 1:
+        return None, False
+    try:
+        frame = pl.read_ndjson(io.BytesIO(joined), schema=CDR_SCHEMA)
+    except pl.exceptions.PolarsError:
+        return None, True
+    if frame.height != len(messages):
+        return None, False
+    position = pl.int_range(frame.height, dtype=pl.Int64).alias("position")
+    return frame.with_columns(position), False
+
+
 def _read(lines: Sequence[bytes]) -> pl.DataFrame:
     joined = b"\n".join(lines)
     if joined.count(b"\n") != len(lines) - 1:
@@ -113,16 +139,17 @@ def _read(lines: Sequence[bytes]) -> pl.DataFrame:
 
 
 def _parse(
-    lines: list[bytes], positions: list[int]
+    lines: list[bytes], positions: list[int], *, try_whole: bool = True
 ) -> tuple[pl.DataFrame, list[tuple[int, str, str]]]:
     """Parse the lines; return the rows (with ``position``) and the lines that are not CDR JSON."""
     if not lines:
         return pl.DataFrame(schema={**CDR_SCHEMA, "position": pl.Int64()}), []
-    try:
-        frame = _read(lines)
-        return frame.with_columns(pl.Series("position", positions, dtype=pl.Int64)), []
-    except pl.exceptions.PolarsError:
-        pass
+    if try_whole:
+        try:
+            frame = _read(lines)
+            return frame.with_columns(pl.Series("position", positions, dtype=pl.Int64)), []
+        except pl.exceptions.PolarsError:
+            pass
     rejects: list[tuple[int, str, str]] = []
     keep_lines: list[bytes] = []
     keep_positions: list[int] = []
