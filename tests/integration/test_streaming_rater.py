@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import clickhouse_connect
 import polars as pl
@@ -246,6 +247,21 @@ def _assert_exact(pipeline: Pipeline, history: pl.DataFrame, cdrs: Path, malform
     assert _lag(pipeline) == 0
 
 
+def _wait_for_rows(client: Any, database: str, target: int, rater: subprocess.Popen[bytes]) -> None:
+    """Wait until call history holds ``target`` rows, while the rater keeps running."""
+    deadline = time.monotonic() + _LIMIT_S
+    while True:
+        assert time.monotonic() < deadline, "rater made no progress"
+        assert rater.poll() is None, "rater exited early"
+        try:
+            counted = client.query(f"SELECT count() FROM {database}.call_history")
+            if int(counted.result_rows[0][0]) >= target:
+                return
+        except Exception:  # the table may not exist yet
+            pass
+        time.sleep(0.2)
+
+
 def _export_from_server(server: ChdbHttpServer, database: str) -> pl.DataFrame:
     from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
 
@@ -313,19 +329,7 @@ def test_duplicate_publications_and_two_sigkills(
     try:
         for kill in range(2):
             rater = pipeline.start_rater("--batch-size", "700", log_name=f"killed-{kill}")
-            deadline = time.monotonic() + _LIMIT_S
-            target = 2_000 * (kill + 1)
-            while True:
-                assert time.monotonic() < deadline, "rater made no progress"
-                assert rater.poll() is None, "rater exited early"
-                try:
-                    counted = client.query(f"SELECT count() FROM {database}.call_history")
-                    rows = int(counted.result_rows[0][0])
-                except Exception:  # the table may not exist yet
-                    rows = 0
-                if rows >= target:
-                    break
-                time.sleep(0.2)
+            _wait_for_rows(client, database, 2_000 * (kill + 1), rater)
             rater.send_signal(signal.SIGKILL)
             rater.wait(timeout=30)
     finally:
@@ -362,14 +366,7 @@ def test_storage_outage_pauses_and_resumes_without_loss(
     client = clickhouse_connect.get_client(host=clickhouse.host, port=clickhouse.port)
     rater = pipeline.start_rater("--batch-size", "500", "--exit-when-idle", "4", log_name="outage")
     try:
-        deadline = time.monotonic() + _LIMIT_S
-        while (
-            int(client.query(f"SELECT count() FROM {database}.call_history").result_rows[0][0])
-            < 1_000
-        ):
-            assert time.monotonic() < deadline, "rater made no progress"
-            assert rater.poll() is None, "rater exited early"
-            time.sleep(0.2)
+        _wait_for_rows(client, database, 1_000, rater)
     finally:
         client.close()
     clickhouse.stop()  # ClickHouse goes away mid-stream
@@ -402,17 +399,7 @@ def test_sigterm_finishes_the_batch_in_flight_and_exits_cleanly(
     client = clickhouse_connect.get_client(host=clickhouse.host, port=clickhouse.port)
     rater = pipeline.start_rater("--batch-size", "300", log_name="terminated")
     try:
-        deadline = time.monotonic() + _LIMIT_S
-        while True:
-            assert time.monotonic() < deadline, "rater made no progress"
-            assert rater.poll() is None, "rater exited early"
-            try:
-                counted = client.query(f"SELECT count() FROM {database}.call_history")
-                if int(counted.result_rows[0][0]) >= 1_000:
-                    break
-            except Exception:  # the table may not exist yet
-                pass
-            time.sleep(0.2)
+        _wait_for_rows(client, database, 1_000, rater)
     finally:
         client.close()
     rater.send_signal(signal.SIGTERM)
