@@ -180,13 +180,11 @@ class Rater:
             return
         letters = [
             DeadLetter(
-                value=batch.values[position],
-                key=batch.keys[position],
-                reason=reason,
-                detail=detail,
-                topic=batch.topics[position],
-                partition=batch.partitions[position],
-                offset=batch.offsets[position],
+                batch.values[position],
+                batch.key(position),
+                reason,
+                detail,
+                *batch.source(position),
             )
             for position, reason, detail in decoded.rejected.select(
                 "position", "reason", "detail"

@@ -38,31 +38,35 @@ CONSUMER_DEFAULTS: KafkaConfig = {
 
 @dataclass(frozen=True, eq=False)
 class KafkaBatch:
-    """Messages consumed together, with where each came from."""
+    """Messages consumed together.
 
+    Only the values are read for every message (what decoding needs); where a message came
+    from is read on demand, for the few that become dead letters, and the offsets to commit come
+    from the last message of each partition (a partition's messages arrive in offset order).
+    """
+
+    messages: list[Message]
     values: list[bytes]
-    keys: list[bytes | None]
-    topics: list[str]
-    partitions: list[int]
-    offsets: list[int]
+
+    def key(self, position: int) -> bytes | None:
+        """The key of message ``position``."""
+        key = self.messages[position].key()
+        return key if isinstance(key, bytes) else None
+
+    def source(self, position: int) -> tuple[str, int, int]:
+        """Topic, partition and offset of message ``position``."""
+        message = self.messages[position]
+        return message.topic() or "", message.partition() or 0, message.offset() or 0
 
     def next_offsets(self) -> list[TopicPartition]:
         """Per partition in the batch, the offset to commit: the last one consumed + 1."""
-        last: dict[tuple[str, int], int] = {}
-        for topic, partition, offset in self._positions():
-            last[(topic, partition)] = max(offset, last.get((topic, partition), -1))
-        return [TopicPartition(t, p, o + 1) for (t, p), o in sorted(last.items())]
+        last = {(m.topic(), m.partition()): m.offset() for m in self.messages}
+        return [TopicPartition(t or "", p or 0, (o or 0) + 1) for (t, p), o in sorted(last.items())]
 
     def first_offsets(self) -> list[TopicPartition]:
         """Per partition in the batch, the first offset consumed (where to seek to redo it)."""
-        first: dict[tuple[str, int], int] = {}
-        for topic, partition, offset in self._positions():
-            key = (topic, partition)
-            first[key] = min(offset, first.get(key, offset))
-        return [TopicPartition(t, p, o) for (t, p), o in sorted(first.items())]
-
-    def _positions(self) -> zip[tuple[str, int, int]]:
-        return zip(self.topics, self.partitions, self.offsets, strict=True)
+        first = {(m.topic(), m.partition()): m.offset() for m in reversed(self.messages)}
+        return [TopicPartition(t or "", p or 0, o or 0) for (t, p), o in sorted(first.items())]
 
     def __len__(self) -> int:
         """Number of messages."""
@@ -111,28 +115,24 @@ class KafkaCdrSource:
         return self._batch(messages)
 
     def _batch(self, messages: list[Message]) -> KafkaBatch:
-        values: list[bytes] = []
-        keys: list[bytes | None] = []
-        topics: list[str] = []
-        partitions: list[int] = []
-        offsets: list[int] = []
+        if any(m.error() is not None for m in messages):
+            messages = self._drop_errors(messages)
+        values = [m.value() or b"" for m in messages]
+        return KafkaBatch(messages, values)
+
+    def _drop_errors(self, messages: list[Message]) -> list[Message]:
+        kept = []
         for message in messages:
             error = message.error()
-            if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
-                    continue
-                if error.fatal():
-                    raise KafkaException(error)
-                log.warning("consumer error: %s", error)
+            if error is None:
+                kept.append(message)
+            elif error.code() == KafkaError._PARTITION_EOF:
                 continue
-            value = message.value()
-            values.append(value if isinstance(value, bytes) else b"")
-            key = message.key()
-            keys.append(key if isinstance(key, bytes) else None)
-            topics.append(message.topic() or self.topic)
-            partitions.append(message.partition() or 0)
-            offsets.append(message.offset() or 0)
-        return KafkaBatch(values, keys, topics, partitions, offsets)
+            elif error.fatal():
+                raise KafkaException(error)
+            else:
+                log.warning("consumer error: %s", error)
+        return kept
 
     def caught_up(self) -> bool:
         """True when partitions are assigned and the group's committed offsets reach their end."""
