@@ -7,13 +7,13 @@ rating core and store as the Kafka rater, with a file as the source.
 from __future__ import annotations
 
 import time
-from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
 
+from pipeline.outcomes import Outcomes
 from pipeline.progress import Progress
 from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import rate_batch
@@ -26,17 +26,12 @@ DEFAULT_BATCH_SIZE = 100_000
 
 
 @dataclass
-class RatingSummary:
+class RatingSummary(Outcomes):
     """What a rating run did: counts by outcome and reason, and how long it took."""
 
     lines_read: int = 0
     blank_lines: int = 0
-    rated: int = 0
-    unrated: int = 0
-    rejected: int = 0
     duplicate_cdr_ids: int = 0
-    unrated_by_reason: Counter[str] = field(default_factory=Counter)
-    rejected_by_reason: Counter[str] = field(default_factory=Counter)
     seconds: float = 0.0
 
     def lines(self) -> list[str]:
@@ -99,7 +94,7 @@ def rate_file(
                     store.write_call_history(table)
                 parquet.write(table)
                 dead.write(decoded.rejected, batch.line_numbers, batch.lines)
-                _count(summary, decoded.rejected, pl.from_arrow(table))
+                summary.add(table, decoded.rejected)
                 ids.append(decoded.good["cdr_id"])
                 if progress:
                     progress.update(summary.lines_read)
@@ -112,17 +107,3 @@ def rate_file(
     if progress:
         progress.update(summary.lines_read, final=True)
     return summary
-
-
-def _count(summary: RatingSummary, rejected: pl.DataFrame, rated: pl.DataFrame | pl.Series) -> None:
-    assert isinstance(rated, pl.DataFrame)
-    statuses = rated["status"]
-    summary.rated += int((statuses == "rated").sum())
-    summary.unrated += int((statuses == "unrated").sum())
-    for reason, n in (
-        rated["unrated_reason"].drop_nulls().str.split(";").explode().value_counts().iter_rows()
-    ):
-        summary.unrated_by_reason[reason] += n
-    summary.rejected += rejected.height
-    for reason, n in rejected["reason"].value_counts().iter_rows():
-        summary.rejected_by_reason[reason] += n

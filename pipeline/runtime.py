@@ -16,16 +16,15 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
 
 import polars as pl
 import pyarrow as pa
-import pyarrow.compute as pc
 
+from pipeline.outcomes import Outcomes
 from pipeline.payments_ingest import PaymentsIngest
 from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import rate_batch
@@ -38,19 +37,14 @@ log = logging.getLogger(__name__)
 
 
 @dataclass
-class RaterStats:
+class RaterStats(Outcomes):
     """Running counters of one rater process."""
 
     consumed: int = 0
-    rated: int = 0
-    unrated: int = 0
-    rejected: int = 0
     batches: int = 0
     store_failures: int = 0
     aborted_batches: int = 0
     dropped_on_rebalance: int = 0
-    unrated_by_reason: Counter[str] = field(default_factory=Counter)
-    rejected_by_reason: Counter[str] = field(default_factory=Counter)
 
 
 @dataclass(frozen=True)
@@ -236,18 +230,6 @@ class Rater:
                 log.info("store is back after %d failed attempt(s): consumption resumed", attempt)
 
     def _count(self, batch: KafkaBatch, rejected: pl.DataFrame, table: pa.Table) -> None:
-        s = self.stats
-        s.batches += 1
-        s.consumed += len(batch)
-        s.rejected += rejected.height
-        s.rejected_by_reason.update(rejected["reason"].to_list())
-        for item in pc.value_counts(table.column("status")).to_pylist():
-            if item["values"] == "rated":
-                s.rated += item["counts"]
-            else:
-                s.unrated += item["counts"]
-        split = pc.split_pattern(table.column("unrated_reason"), ";")
-        reasons = pc.value_counts(pc.list_flatten(split))
-        for item in reasons.to_pylist():
-            if item["values"] is not None:
-                s.unrated_by_reason[item["values"]] += item["counts"]
+        self.stats.batches += 1
+        self.stats.consumed += len(batch)
+        self.stats.add(table, rejected)
