@@ -31,6 +31,7 @@ from pipeline.rating.money import (
     decimal_text_problem,
     scaled_integer,
 )
+from pipeline.rating.plan_files import DECKS_DIR, FolderPlanFiles, PlanFiles
 from pipeline.rating.timeparse import OPEN_END_US, parse_rfc3339
 
 
@@ -49,7 +50,6 @@ MAX_PLAN_DECIMALS = 6
 PLANS_FILE = "plans.csv"
 ASSOCIATIONS_FILE = "associations.csv"
 MEMBERSHIPS_FILE = "memberships.csv"
-DECKS_DIR = "decks"
 
 _PLAN_COLUMNS = ("plan_id", "tenant_id", "name", "scope", "currency", "decimals", "rounding")
 _PLAN_REQUIRED = ("plan_id", "tenant_id", "scope", "currency")
@@ -153,26 +153,30 @@ class ReferenceData:
 
 def load_plans_folder(folder: Path) -> ReferenceData:
     """Load and validate a plans folder; raise :class:`ReferenceDataError` listing every problem."""
-    problems: list[Problem] = []
-    digest = hashlib.sha256()
     if not folder.is_dir():
         raise ReferenceDataError([Problem(str(folder), None, None, None, "not a folder")])
+    return load_plans(FolderPlanFiles(folder))
 
+
+def load_plans(folder: PlanFiles) -> ReferenceData:
+    """Load and validate the files of a plans folder, wherever they come from.
+
+    Raises :class:`ReferenceDataError` listing every problem. The version is a digest of the
+    files' paths and contents, so the same files give the same version on disk and when
+    reassembled from a publication.
+    """
+    problems: list[Problem] = []
+    digest = hashlib.sha256()
     plans_raw = _read_csv(folder, PLANS_FILE, _PLAN_COLUMNS, _PLAN_REQUIRED, problems, digest)
     plans = _validate_plans(plans_raw, problems) if plans_raw is not None else _empty_plans()
 
     deck_frames: list[pl.DataFrame] = []
     deck_versions: dict[str, str] = {}
-    decks_dir = folder / DECKS_DIR
     known = set(plans["plan_id"].to_list())
-    if decks_dir.is_dir():
-        for path in sorted(decks_dir.glob("*.csv")):
-            if path.stem not in known:
-                problems.append(
-                    Problem(
-                        _rel(folder, path), None, None, path.stem, "deck of a plan not in plans.csv"
-                    )
-                )
+    for relative in folder.deck_files():
+        stem = relative.removeprefix(f"{DECKS_DIR}/").removesuffix(".csv")
+        if stem not in known:
+            problems.append(Problem(relative, None, None, stem, "deck of a plan not in plans.csv"))
     for plan_index, plan_id in enumerate(plans["plan_id"].to_list()):
         relative = f"{DECKS_DIR}/{plan_id}.csv"
         deck_digest = hashlib.sha256()
@@ -238,15 +242,8 @@ def load_plans_folder(folder: Path) -> ReferenceData:
 # --- reading -------------------------------------------------------------------------------
 
 
-def _rel(folder: Path, path: Path) -> str:
-    try:
-        return str(path.relative_to(folder))
-    except ValueError:
-        return str(path)
-
-
 def _read_csv(
-    folder: Path,
+    folder: PlanFiles,
     relative: str,
     columns: tuple[str, ...],
     required: tuple[str, ...],
@@ -256,8 +253,8 @@ def _read_csv(
     optional_file: bool = False,
 ) -> pl.DataFrame | None:
     """Read a CSV of text cells (trimmed, empty = null) with a ``_line`` column; None on failure."""
-    path = folder / relative
-    if not path.is_file():
+    data = folder.read(relative)
+    if data is None:
         if optional_file:
             return pl.DataFrame(
                 {c: [] for c in (*columns, _LINE)},
@@ -265,7 +262,6 @@ def _read_csv(
             )
         problems.append(Problem(relative, None, None, None, "file missing"))
         return None
-    data = path.read_bytes()
     digest.update(relative.encode() + b"\0" + data)
     if data.startswith(b"\xef\xbb\xbf"):
         data = data[3:]
