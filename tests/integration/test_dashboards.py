@@ -260,5 +260,6 @@ def test_dashboard_sql_reads_only_deduplicated_sources() -> None:
 
 def _mentions(sql: str, table: str) -> list[str]:
     return [
-        m.group(0) for m in re.finditer(rf"\bFROM\s+{table}\b(\s+FINAL)?", sql, flags=re.IGNORECASE)
+        m.group(0)
+        for m in re.finditer(rf"\b(?:FROM|JOIN)\s+{table}\b(\s+FINAL)?", sql, flags=re.IGNORECASE)
     ]
