@@ -115,7 +115,12 @@ def _parser() -> argparse.ArgumentParser:
         "batch. SIGTERM/SIGINT: finish the batch in flight, commit, exit 0.",
     )
     _kafka_options(run)
-    run.add_argument("--plans", type=Path, required=True, help="plans folder (reference data)")
+    run.add_argument(
+        "--plans",
+        type=Path,
+        help="plans folder (reference data); default: the version published with "
+        "`decks import`, swapped in between batches whenever a new one is published",
+    )
     run.add_argument("--store", type=Path, help="embedded store folder (default ./store)")
     run.add_argument("--group", help="consumer group (default raters or $VMGATE_GROUP)")
     run.add_argument("--batch-size", type=int, help="max CDRs per batch (default 50000)")
@@ -206,6 +211,8 @@ def _parser() -> argparse.ArgumentParser:
     rerate.add_argument("--from", dest="start", required=True, help="window start (RFC 3339)")
     rerate.add_argument("--to", dest="end", required=True, help="window end, exclusive")
 
+    _decks_parser(commands, store_help)
+
     config = commands.add_parser(
         "config",
         help="show the effective configuration (secrets masked)",
@@ -226,6 +233,62 @@ def _parser() -> argparse.ArgumentParser:
     demo.add_argument("--cdrs", type=int, default=50_000, help="how many CDRs (50000)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (7)")
     return parser
+
+
+def _decks_parser(commands: Any, store_help: str) -> None:
+    decks = commands.add_parser(
+        "decks",
+        help="rate decks: import and publish to the raters, diff, simulate a new version",
+        description="Reference data (plans, decks, associations, memberships) as a stream: "
+        "validate a plans folder and publish it to the compacted topics the raters read; "
+        "compare two versions; or re-rate a window of call history with a new version "
+        "without writing, to see the money it would move before publishing it.",
+    )
+    actions = decks.add_subparsers(dest="decks_command", required=True, metavar="ACTION")
+    imports = actions.add_parser(
+        "import",
+        help="validate a plans folder and publish it as one new version",
+        description="Validate the plans folder (every problem listed with file, line, column "
+        "and value; nothing is published then) and publish it to rateplans.v1, "
+        "associations.v1 and memberships.v1 in one Kafka transaction: raters see the whole "
+        "version or nothing of it, and switch to it between two batches. Publishing the "
+        "version already published does nothing (unless --force).",
+    )
+    _kafka_options(imports)
+    imports.add_argument("--plans", type=Path, required=True, help="plans folder to publish")
+    imports.add_argument("--force", action="store_true", help="publish even if current")
+    diff = actions.add_parser(
+        "diff",
+        help="deck rows added, removed and changed between two plans folders",
+        description="Compare the deck rows of two plans folders (both validated first): one "
+        "line per added, removed or changed row (plan, prefix, effective_from) with the old and "
+        "the new destination, rate, connection fee and increments. For an added row the old "
+        "rate is the one the old deck had in effect at its effective_from.",
+    )
+    diff.add_argument("old", type=Path, help="plans folder in use")
+    diff.add_argument("new", type=Path, help="plans folder to compare with it")
+    _format_option(diff)
+    simulate = actions.add_parser(
+        "simulate",
+        help="what a new version would change in revenue, cost and margin (writes nothing)",
+        description="Re-rate the call history with start_time in [--from, --to) using the "
+        "plans folder given, without writing anything, and report revenue (customer leg), cost "
+        "(client and reseller legs) and margin before, after and the change, per currency, by "
+        "leg, destination, customer and reseller. Re-rating the same window for real "
+        "(`rerate`) moves balances by exactly these changes.",
+    )
+    simulate.add_argument("--plans", type=Path, required=True, help="new plans folder")
+    simulate.add_argument("--store", type=Path, default=Path("store"), help=store_help)
+    simulate.add_argument("--from", dest="start", required=True, help="window start (RFC 3339)")
+    simulate.add_argument("--to", dest="end", required=True, help="window end, exclusive")
+    simulate.add_argument("--tenant", help="only this tenant (default: every tenant)")
+    simulate.add_argument(
+        "--by",
+        choices=["all", "leg", "destination", "customer", "reseller"],
+        default="all",
+        help="which breakdown to print (all)",
+    )
+    _format_option(simulate)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -251,6 +314,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _run(args)
         if args.command in _STORE_COMMANDS:
             return _STORE_COMMANDS[args.command](args)
+        if args.command == "decks":
+            return _decks(args)
         if args.command == "config":
             print(json.dumps(_settings(args).masked(), indent=2, default=str))
             return 0
@@ -401,9 +466,22 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.runtime import Rater
     from pipeline.sinks.kafka_dlq import TransactionalCommitter
     from pipeline.sources.kafka import KafkaCdrSource
+    from pipeline.sources.reference_feed import ReferenceFeed, ReferenceWatcher
 
     settings = _settings(args)
-    reference = load_plans_folder(args.plans)
+    watcher = None
+    if args.plans is not None:
+        reference = load_plans_folder(args.plans)
+    else:
+        watcher = ReferenceWatcher(ReferenceFeed(settings.kafka(), settings.reference_topics()))
+        watcher.start()
+        try:
+            first = watcher.wait_first()
+        except KeyboardInterrupt:
+            watcher.close()
+            return 130
+        assert first is not None  # wait_first only gives up when asked to stop
+        reference = first
     logging.getLogger(__name__).info(
         "reference data %s: %d plans, %d deck rows",
         reference.version,
@@ -420,6 +498,7 @@ def _run(args: argparse.Namespace) -> int:
             reference,
             batch_size=settings.batch_size,
             batch_timeout_s=settings.batch_timeout_s,
+            batch_linger_s=settings.batch_linger_s,
             exit_when_idle_s=args.exit_when_idle,
             payments=PaymentsIngest(
                 settings.kafka(),
@@ -428,10 +507,13 @@ def _run(args: argparse.Namespace) -> int:
                 settings.payments_dlq_topic,
                 store,
             ),
+            reference_updates=watcher,
         )
         stats = rater.run()
     finally:
         store.close()
+        if watcher is not None:
+            watcher.close()
     print(
         f"consumed {stats.consumed:,}, rated {stats.rated:,}, unrated {stats.unrated:,}, "
         f"rejected {stats.rejected:,}, batches {stats.batches:,}, "
@@ -579,3 +661,98 @@ _STORE_COMMANDS = {
     "record-payment": _record_payment,
     "rerate": _rerate,
 }
+
+
+def _decks(args: argparse.Namespace) -> int:
+    if args.decks_command == "import":
+        return _decks_import(args)
+    if args.decks_command == "diff":
+        return _decks_diff(args)
+    return _decks_simulate(args)
+
+
+def _decks_import(args: argparse.Namespace) -> int:
+    from pipeline.rating.plan_files import FolderPlanFiles
+    from pipeline.rating.reference import load_plans_folder
+    from pipeline.sinks.reference_publisher import publish_reference
+    from pipeline.sources.reference_feed import ReferenceFeed
+    from pipeline.topics import ensure_topics, reference_topic_specs
+
+    settings = _settings(args)
+    reference = load_plans_folder(args.plans)  # every problem listed; nothing published
+    files = FolderPlanFiles(args.plans).all_files()
+    ensure_topics(settings, specs=reference_topic_specs(settings))
+    feed = ReferenceFeed(settings.kafka(), settings.reference_topics())
+    feed.start()
+    try:
+        current = feed.read_to_end()
+    finally:
+        feed.close()
+    done = publish_reference(
+        settings.kafka(),
+        settings.reference_topics(),
+        reference.version,
+        files,
+        current,
+        force=args.force,
+    )
+    if done.already_current:
+        print(f"reference data {done.version} is already the published version: nothing sent")
+        return 0
+    print(
+        f"published reference data {done.version}: {reference.plan_count} plans, "
+        f"{reference.deck_row_count:,} deck rows, {done.files} files in {done.chunks} chunks "
+        f"({done.bytes:,} bytes), {done.tombstones} stale keys deleted, at {done.published_at}"
+    )
+    return 0
+
+
+def _decks_diff(args: argparse.Namespace) -> int:
+    from pipeline.decks import diff_decks
+    from pipeline.rating.plan_files import FolderPlanFiles
+    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reports import render
+
+    old, new = load_plans_folder(args.old), load_plans_folder(args.new)
+    diff = diff_decks(FolderPlanFiles(args.old), FolderPlanFiles(args.new))
+    print(render(diff.rows, args.format))
+    if args.format == "table":
+        counts = diff.counts()
+        print(
+            f"{old.version} -> {new.version}: {counts['added']:,} added, "
+            f"{counts['removed']:,} removed, {counts['changed']:,} changed"
+        )
+    return 0
+
+
+def _decks_simulate(args: argparse.Namespace) -> int:
+    from pipeline.decks import DIMENSIONS, simulate
+    from pipeline.progress import Progress
+    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reports import format_table, render
+
+    start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
+    reference = load_plans_folder(args.plans)
+    store = _with_store(args)
+    try:
+        result = simulate(store, reference, start, end, args.tenant, Progress("days"))
+    finally:
+        store.close()
+    dimensions = DIMENSIONS if args.by == "all" else (args.by,)
+    if args.format == "json":
+        tables = {d: json.loads(render(result.by(d), "json")) for d in dimensions}
+        print(json.dumps({"cdrs": result.cdrs, "changed_cdrs": result.changed_cdrs, **tables}))
+        return 0
+    for dimension in dimensions:
+        table = result.by(dimension)
+        if args.format == "csv":
+            print(render(table, "csv"))
+        else:
+            print(format_table(table, title=f"by {dimension}"))
+            print()
+    if args.format == "table":
+        print(
+            f"simulated reference data {reference.version} over {result.cdrs:,} CDRs: "
+            f"{result.changed_cdrs:,} would change (nothing written)"
+        )
+    return 0

@@ -19,6 +19,8 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from pipeline.reference_topics import ReferenceTopics
+
 _SECRET_HINTS = ("password", "secret", "token", "key")
 
 #: Settings handed to a confluent-kafka client.
@@ -69,6 +71,9 @@ class Settings:
     dlq_topic: str = "cdr.dlq.v1"
     payments_topic: str = "payments.v1"
     payments_dlq_topic: str = "payments.dlq.v1"
+    rateplans_topic: str = "rateplans.v1"
+    associations_topic: str = "associations.v1"
+    memberships_topic: str = "memberships.v1"
     cdr_partitions: int = 6
     librdkafka: Mapping[str, str] = field(default_factory=dict)
     clickhouse_url: Secret | None = None  # may carry a password
@@ -77,6 +82,7 @@ class Settings:
     database: str = "vmgate"
     batch_size: int = 50_000
     batch_timeout_s: float = 0.5
+    batch_linger_s: float = 0.1
 
     def kafka(self, **overrides: str | int | float | bool) -> KafkaConfig:
         """Settings for a librdkafka client: bootstrap, pass-through extras, then overrides."""
@@ -87,6 +93,12 @@ class Settings:
         config.update(self.librdkafka)
         config.update(overrides)
         return config
+
+    def reference_topics(self) -> ReferenceTopics:
+        """The compacted topics reference data is published to."""
+        return ReferenceTopics(
+            self.rateplans_topic, self.associations_topic, self.memberships_topic
+        )
 
     def __repr__(self) -> str:
         """The settings with every secret masked."""
@@ -116,6 +128,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "VMGATE_DLQ_TOPIC": ("dlq_topic", str),
     "VMGATE_PAYMENTS_TOPIC": ("payments_topic", str),
     "VMGATE_PAYMENTS_DLQ_TOPIC": ("payments_dlq_topic", str),
+    "VMGATE_RATEPLANS_TOPIC": ("rateplans_topic", str),
+    "VMGATE_ASSOCIATIONS_TOPIC": ("associations_topic", str),
+    "VMGATE_MEMBERSHIPS_TOPIC": ("memberships_topic", str),
     "CLICKHOUSE_URL": ("clickhouse_url", Secret),
     "CLICKHOUSE_USER": ("clickhouse_user", str),
     "CLICKHOUSE_PASSWORD": ("clickhouse_password", Secret),
@@ -158,11 +173,15 @@ def _from_toml(path: Path) -> dict[str, Any]:
         "dlq_topic": kafka.get("dlq_topic"),
         "payments_topic": kafka.get("payments_topic"),
         "payments_dlq_topic": kafka.get("payments_dlq_topic"),
+        "rateplans_topic": kafka.get("rateplans_topic"),
+        "associations_topic": kafka.get("associations_topic"),
+        "memberships_topic": kafka.get("memberships_topic"),
         "cdr_partitions": kafka.get("cdr_partitions"),
         "clickhouse_user": clickhouse.get("user"),
         "database": clickhouse.get("database"),
         "batch_size": rater.get("batch_size"),
         "batch_timeout_s": rater.get("batch_timeout_s"),
+        "batch_linger_s": rater.get("batch_linger_s"),
     }
     out.update({k: v for k, v in simple.items() if v is not None})
     if "librdkafka" in kafka:

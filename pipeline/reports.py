@@ -88,6 +88,8 @@ def _cell(value: object) -> str:
         return ""
     if isinstance(value, datetime):
         return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, Decimal):
+        return format(value, "f")  # 0E-9 would read as scientific notation
     return str(value)
 
 
@@ -113,7 +115,7 @@ def render(table: pa.Table, fmt: str) -> str:
 
 def _plain(value: object) -> object:
     if isinstance(value, Decimal):
-        return str(value)
+        return format(value, "f")
     if isinstance(value, datetime):
         return _cell(value)
     return value

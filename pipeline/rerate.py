@@ -15,6 +15,7 @@ re-delivers afterwards is rated with the corrected deck too.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
@@ -35,7 +36,7 @@ SELECT cdr_id, session_id, tenant_id, customer_id, client_id, cdr_reseller_id AS
        customer_amount, customer_currency, client_amount, client_currency,
        reseller_amount, reseller_currency
 FROM call_history FINAL
-WHERE tenant_id = {tenant:String}
+WHERE ({tenant:String} = '' OR tenant_id = {tenant:String})
   AND toDate(start_time) = {day:Date}
   AND start_time >= {start:DateTime64(6, 'UTC')}
   AND start_time < {end:DateTime64(6, 'UTC')}
@@ -70,29 +71,50 @@ def rerate_window(
     progress: Progress | None = None,
 ) -> RerateSummary:
     """Re-rate ``tenant``'s CDRs with ``start <= start_time < end``, one day at a time."""
+    summary = RerateSummary()
+    for old, new in rerated_days(store, reference, start, end, tenant, rated_at, progress):
+        store.write_call_history(new)
+        summary.cdrs += old.num_rows
+        _add_totals(summary.before, old)
+        _add_totals(summary.after, new)
+    return summary
+
+
+def rerated_days(
+    store: CallHistoryStore,
+    reference: ReferenceData,
+    start: datetime,
+    end: datetime,
+    tenant: str | None = None,
+    rated_at: datetime | None = None,
+    progress: Progress | None = None,
+) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """Per day of the window: the current rows and the same CDRs rated with ``reference``.
+
+    Nothing is written; :func:`rerate_window` writes, ``decks simulate`` only compares.
+    ``tenant`` None means every tenant.
+    """
     if end <= start:
         msg = "the window is empty: --to must be after --from"
         raise ValueError(msg)
     stamp = rated_at or datetime.now(UTC)
-    summary = RerateSummary()
     days = _days(start, end)
     if progress is not None:
         progress.total = len(days)
     for done, day in enumerate(days, start=1):
         old = store.query(
             _READ_SQL,
-            {"tenant": tenant, "day": day.isoformat(), "start": _param(start), "end": _param(end)},
+            {
+                "tenant": tenant or "",
+                "day": day.isoformat(),
+                "start": _param(start),
+                "end": _param(end),
+            },
         )
         if old.num_rows:
-            cdrs = _as_decoded(old)
-            table = rate_batch(cdrs, reference, stamp)
-            store.write_call_history(table)
-            summary.cdrs += old.num_rows
-            _add_totals(summary.before, old)
-            _add_totals(summary.after, table)
+            yield old, rate_batch(_as_decoded(old), reference, stamp)
         if progress is not None:
             progress.update(done)
-    return summary
 
 
 def _days(start: datetime, end: datetime) -> list[date]:

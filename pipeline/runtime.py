@@ -9,6 +9,10 @@ the store keeps one row per CDR (the latest rating), so a batch written twice is
 When the store fails, the rater pauses its partitions (backpressure), keeps its group membership
 alive, retries with exponential backoff and resumes: nothing is lost and nothing busy-loops.
 SIGTERM or SIGINT let the batch in flight finish and commit, then the rater exits.
+
+Reference data published to the topics (``decks import``) is watched in the background and a
+new version is swapped in between two batches, never during one; every row records the
+version it was rated with.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from pipeline.rating.reference import ReferenceData
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.kafka_dlq import DeadLetter, TransactionAbortedError, TransactionalCommitter
 from pipeline.sources.kafka import KafkaBatch, KafkaCdrSource
+from pipeline.sources.reference_feed import ReferenceWatcher
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +50,7 @@ class RaterStats(Outcomes):
     store_failures: int = 0
     aborted_batches: int = 0
     dropped_on_rebalance: int = 0
+    reference_swaps: int = 0
 
 
 @dataclass(frozen=True)
@@ -72,10 +78,12 @@ class Rater:
         *,
         batch_size: int = 50_000,
         batch_timeout_s: float = 0.5,
+        batch_linger_s: float = 0.1,
         exit_when_idle_s: float | None = None,
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         payments: PaymentsIngest | None = None,
+        reference_updates: ReferenceWatcher | None = None,
     ) -> None:
         """Wire the parts; nothing connects until :meth:`run`."""
         self.source = source
@@ -84,10 +92,12 @@ class Rater:
         self.reference = reference
         self.batch_size = batch_size
         self.batch_timeout_s = batch_timeout_s
+        self.batch_linger_s = batch_linger_s
         self.exit_when_idle_s = exit_when_idle_s
         self.backoff = backoff or Backoff()
         self.clock = clock
         self.payments = payments
+        self.reference_updates = reference_updates
         self.stats = RaterStats()
         self._stopping = False
 
@@ -111,7 +121,10 @@ class Rater:
         try:
             while not self._stopping:
                 self._ingest_payments()
-                batch = self.source.next_batch(self.batch_size, self.batch_timeout_s)
+                self._swap_reference()
+                batch = self.source.next_batch(
+                    self.batch_size, self.batch_timeout_s, self.batch_linger_s
+                )
                 if len(batch) == 0:
                     if (
                         self.exit_when_idle_s is not None
@@ -149,6 +162,23 @@ class Rater:
         except Exception as exc:  # the store failed; the CDR path backs off on its own
             log.error("payments not written (%s): they will be consumed again", exc)
 
+    def _swap_reference(self) -> None:
+        """Between batches: take a newer good published version, if one was built."""
+        if self.reference_updates is None:
+            return
+        newer = self.reference_updates.newer_than(self.reference.version)
+        if newer is None:
+            return
+        log.info(
+            "reference data %s -> %s (%d plans, %d deck rows): rating with it from this batch on",
+            self.reference.version,
+            newer.version,
+            newer.plan_count,
+            newer.deck_row_count,
+        )
+        self.reference = newer
+        self.stats.reference_swaps += 1
+
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()
 
@@ -167,7 +197,7 @@ class Rater:
     def _process(self, batch: KafkaBatch) -> None:
         generation = self.source.generation
         decoded = decode_cdrs(batch.values)
-        table = rate_batch(decoded.good, self.reference, self.clock())
+        table = rate_batch(decoded.good, self.reference, self.clock())  # one version per batch
         if not self._write(table, generation):
             self.stats.dropped_on_rebalance += 1
             log.warning("batch not written (partitions revoked or stopping): left to the group")

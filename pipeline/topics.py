@@ -24,9 +24,26 @@ class TopicSpec:
     config: dict[str, str]
 
 
+def reference_topic_specs(settings: Settings) -> list[TopicSpec]:
+    """The compacted reference-data topics (one partition each: a publication is read in order).
+
+    Compaction keeps the latest value of every chunk key, so the topics hold exactly the
+    current publication; tombstones are kept a day so a rater that was down sees deletions.
+    """
+    config = {
+        "cleanup.policy": "compact",
+        "max.message.bytes": str(1_048_576),
+        "delete.retention.ms": str(_DAY_MS),
+        "min.compaction.lag.ms": str(60_000),
+    }
+    names = (settings.rateplans_topic, settings.associations_topic, settings.memberships_topic)
+    return [TopicSpec(name, 1, dict(config)) for name in names]
+
+
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
-    """The topics ``setup`` creates: CDRs and payments in, dead letters out."""
+    """The topics ``setup`` creates: CDRs, payments and reference data in, dead letters out."""
     return [
+        *reference_topic_specs(settings),
         TopicSpec(
             settings.cdr_topic,
             settings.cdr_partitions,
@@ -52,10 +69,15 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     ]
 
 
-def ensure_topics(settings: Settings, replication_factor: int = 1) -> dict[str, str]:
-    """Create missing topics; return ``{name: "created" | "exists"}``. Raises on other errors."""
+def ensure_topics(
+    settings: Settings, replication_factor: int = 1, specs: list[TopicSpec] | None = None
+) -> dict[str, str]:
+    """Create missing topics (all of the pipeline's unless ``specs`` says which).
+
+    Returns ``{name: "created" | "exists"}``. Raises on other errors.
+    """
     admin = AdminClient(settings.kafka())
-    specs = pipeline_topics(settings)
+    specs = pipeline_topics(settings) if specs is None else specs
     futures = admin.create_topics(
         [NewTopic(s.name, s.partitions, replication_factor, config=s.config) for s in specs],
         operation_timeout=30,

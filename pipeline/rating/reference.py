@@ -741,3 +741,43 @@ def _validate_memberships(
         clients.height,
     )
     return clients, index, resellers["reseller_id"]
+
+
+# --- deck rows for comparisons (decks diff) ----------------------------------------------------
+
+
+def deck_rows(folder: PlanFiles) -> pl.DataFrame:
+    """Every deck row of a plans folder with its plan id, numbers as exact integer units.
+
+    Columns: plan_id, prefix, destination, rate_units (10**-9 per minute), fee_units (10**-9),
+    initial_increment, subsequent_increment, effective_from_us, effective_until_us. For
+    comparing two versions (``decks diff``); load the folder with :func:`load_plans` first to
+    have it validated: this raises :class:`ReferenceDataError` on the same problems.
+    """
+    problems: list[Problem] = []
+    digest = hashlib.sha256()
+    plans_raw = _read_csv(folder, PLANS_FILE, _PLAN_COLUMNS, _PLAN_REQUIRED, problems, digest)
+    plans = _validate_plans(plans_raw, problems) if plans_raw is not None else _empty_plans()
+    frames: list[pl.DataFrame] = []
+    plan_ids = plans["plan_id"].to_list()
+    for plan_index, plan_id in enumerate(plan_ids):
+        relative = f"{DECKS_DIR}/{plan_id}.csv"
+        raw = _read_csv(folder, relative, _DECK_COLUMNS, _DECK_REQUIRED, problems, digest)
+        if raw is not None:
+            frames.append(_validate_deck(raw, relative, plan_index, problems))
+    if problems:
+        raise ReferenceDataError(problems)
+    deck = pl.concat(frames, how="vertical") if frames else _empty_deck()
+    return deck.select(
+        plan_id=pl.col("plan_index").replace_strict(
+            dict(enumerate(plan_ids)), default=None, return_dtype=pl.String
+        ),
+        prefix=pl.col("prefix"),
+        destination=pl.col("destination"),
+        rate_units=pl.col("rate_units").cast(pl.Int64),
+        fee_units=pl.col("fee_units").cast(pl.Int64),
+        initial_increment=pl.col("initial_increment").cast(pl.Int64),
+        subsequent_increment=pl.col("subsequent_increment").cast(pl.Int64),
+        effective_from_us=pl.col("effective_from_us").cast(pl.Int64),
+        effective_until_us=pl.col("effective_until_us").cast(pl.Int64),
+    )

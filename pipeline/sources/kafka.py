@@ -109,10 +109,24 @@ class KafkaCdrSource:
         self._seek_on_resume.clear()
         log.info("revoked %s", ", ".join(f"{p.topic}[{p.partition}]" for p in partitions))
 
-    def next_batch(self, max_messages: int, timeout_s: float) -> KafkaBatch:
-        """Consume up to ``max_messages`` (waiting at most ``timeout_s`` for the first ones)."""
-        messages = self.consumer.consume(num_messages=max_messages, timeout=timeout_s)
-        return self._batch(messages)
+    def next_batch(self, max_messages: int, timeout_s: float, linger_s: float = 0.1) -> KafkaBatch:
+        """Consume up to ``max_messages``, at most ``timeout_s`` for the first, ``linger_s`` more.
+
+        A rater that keeps up rates small batches soon after the CDRs arrive (latency); one
+        that falls behind finds ``max_messages`` already buffered and gets full batches at
+        once (throughput).
+        """
+        first = self.consumer.consume(num_messages=max_messages, timeout=0)
+        if not first:
+            message = self.consumer.poll(timeout_s)
+            if message is None:
+                return self._batch([])
+            first = [message]
+        if len(first) < max_messages:
+            first.extend(
+                self.consumer.consume(num_messages=max_messages - len(first), timeout=linger_s)
+            )
+        return self._batch(first)
 
     def _batch(self, messages: list[Message]) -> KafkaBatch:
         if any(m.error() is not None for m in messages):
