@@ -9,21 +9,28 @@ on its own (msgspec) to find the culprits, and the rest is parsed by polars as b
 message is accepted or rejected the same way whatever batch it arrives in. Where a string is
 expected, a JSON number or boolean is taken as its text (polars' reading); the field rules below
 then apply to that text.
+
+Cost, per 100,000 clean CDRs on one core here: the read ~190 ms (the join included), the checks
+~70 ms, of which ~30 ms for the three timestamps (:mod:`pipeline.rating.timeparse`).
 """
 
 from __future__ import annotations
 
 import io
+import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated
 
 import msgspec
+import numpy as np
+import numpy.typing as npt
 import polars as pl
+import pyarrow as pa
 
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
-from pipeline.rating.timeparse import parse_rfc3339
+from pipeline.rating.timeparse import parse_rfc3339_series
 
 DISPOSITIONS = ("ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED")
 REQUIRED_TEXT = (
@@ -64,6 +71,8 @@ DECODED_SCHEMA: dict[str, pl.DataType] = {
     "position": pl.Int64(),
 }
 _INT64_MAX = 2**63 - 1
+_EMPTY = ("empty", "empty message")  # reason and detail of a blank message
+_SPACE, _DASH, _PLUS, _ZERO = b" -+0"  # the bytes callee normalisation looks at
 
 
 @dataclass(frozen=True, eq=False)
@@ -81,90 +90,94 @@ class DecodedBatch:
 
 def decode_cdrs(messages: Sequence[bytes]) -> DecodedBatch:
     """Decode and validate a batch of ``cdr.v1`` messages (one JSON object each)."""
-    whole, unreadable = _read_whole(messages)
-    if whole is not None:  # the usual case: every message one line of JSON polars can read
-        good, invalid = _validate(whole)
-        return DecodedBatch(good=good, rejected=invalid.sort("position"))
-    rejected: list[tuple[int, str, str]] = []
-    positions: list[int] = []
-    lines: list[bytes] = []
-    for position, message in enumerate(messages):
-        if not message.strip():
-            rejected.append((position, "empty", "empty message"))
-            continue
-        positions.append(position)
-        lines.append(message)
-    parsed, parse_rejects = _parse(lines, positions, try_whole=not unreadable)
-    rejected.extend(parse_rejects)
+    parsed, rejected = _parse(messages)
     good, invalid = _validate(parsed)
-    rejected_frame = pl.DataFrame(
-        rejected,
-        schema={"position": pl.Int64, "reason": pl.String, "detail": pl.String},
-        orient="row",
-    )
-    return DecodedBatch(
-        good=good,
-        rejected=pl.concat([rejected_frame, invalid]).sort("position"),
-    )
+    if rejected:
+        rejected_frame = pl.DataFrame(
+            rejected,
+            schema={"position": pl.Int64, "reason": pl.String, "detail": pl.String},
+            orient="row",
+        )
+        invalid = pl.concat([rejected_frame, invalid])
+    return DecodedBatch(good=good, rejected=invalid.sort("position"))
 
 
-def _read_whole(messages: Sequence[bytes]) -> tuple[pl.DataFrame | None, bool]:
-    """Read the batch in one go; None when it needs message-by-message care.
+def _parse(messages: Sequence[bytes]) -> tuple[pl.DataFrame, list[tuple[int, str, str]]]:
+    """Parse the messages into rows (with ``position``) and rejects (position, reason, detail).
 
-    With no line break inside any message, each message is one line; polars skips blank lines,
-    so a row count equal to the message count means row ``i`` is message ``i``. The flag says
-    polars could not read the batch (so reading it whole again is pointless).
+    The usual batch is read whole, as it is, by one ``read_ndjson`` call. Only when that read
+    fails or cannot be trusted to give message ``i`` as row ``i`` (see :func:`_read_as_is`) are
+    the messages looked at one by one.
     """
     if not messages:
-        return None, False
-    joined = b"\n".join(messages)
-    if joined.count(b"\n") != len(messages) - 1:
-        return None, False
-    try:
-        frame = pl.read_ndjson(io.BytesIO(joined), schema=CDR_SCHEMA)
-    except pl.exceptions.PolarsError:
-        return None, True
-    if frame.height != len(messages):
-        return None, False
-    position = pl.int_range(frame.height, dtype=pl.Int64).alias("position")
-    return frame.with_columns(position), False
-
-
-def _read(lines: Sequence[bytes]) -> pl.DataFrame:
-    joined = b"\n".join(lines)
-    if joined.count(b"\n") != len(lines) - 1:
-        # A raw line break can only be whitespace between JSON tokens: make it a space.
-        joined = b"\n".join(line.replace(b"\r", b" ").replace(b"\n", b" ") for line in lines)
-    return pl.read_ndjson(io.BytesIO(joined), schema=CDR_SCHEMA)
-
-
-def _parse(
-    lines: list[bytes], positions: list[int], *, try_whole: bool = True
-) -> tuple[pl.DataFrame, list[tuple[int, str, str]]]:
-    """Parse the lines; return the rows (with ``position``) and the lines that are not CDR JSON."""
-    if not lines:
         return pl.DataFrame(schema={**CDR_SCHEMA, "position": pl.Int64()}), []
-    if try_whole:
+    try:
+        frame = _read_as_is(messages)
+        unreadable = False
+    except pl.exceptions.PolarsError:
+        frame, unreadable = None, True
+    if frame is not None:
+        return frame.with_columns(pl.int_range(frame.height, dtype=pl.Int64).alias("position")), []
+    if not unreadable:
+        # polars read it, but a blank message or a line break inside one moved rows around:
+        # set the blank messages aside and read the others again (line breaks as spaces).
+        rejected = [(i, *_EMPTY) for i, message in enumerate(messages) if not message.strip()]
+        blank = {position for position, _, _ in rejected}
+        positions = [i for i in range(len(messages)) if i not in blank]
         try:
-            frame = _read(lines)
-            return frame.with_columns(pl.Series("position", positions, dtype=pl.Int64)), []
+            frame = _read([messages[i] for i in positions])
+            return frame.with_columns(pl.Series("position", positions, dtype=pl.Int64)), rejected
         except pl.exceptions.PolarsError:
             pass
-    rejects: list[tuple[int, str, str]] = []
-    keep_lines: list[bytes] = []
-    keep_positions: list[int] = []
-    for position, line in zip(positions, lines, strict=True):
-        problem = _json_problem(line)
-        if problem is None:
-            keep_lines.append(line)
-            keep_positions.append(position)
-        else:
-            rejects.append((position, *problem))
-    frames = _read_isolating(keep_lines, keep_positions, rejects)
+    # Some message is not CDR JSON: find which with msgspec, read the rest with polars.
+    problems = [_json_problem(message) for message in messages]
+    rejected = [(i, *problem) for i, problem in enumerate(problems) if problem is not None]
+    positions = [i for i, problem in enumerate(problems) if problem is None]
+    frames = _read_isolating([messages[i] for i in positions], positions, rejected)
     frame = (
         pl.concat(frames) if frames else pl.DataFrame(schema={**CDR_SCHEMA, "position": pl.Int64()})
     )
-    return frame, rejects
+    return frame, rejected
+
+
+_OPEN_BRACE = ord("{")
+
+
+def _read_as_is(messages: Sequence[bytes]) -> pl.DataFrame | None:
+    """The messages joined by line breaks and read by polars; None if rows may not be messages.
+
+    polars skips blank lines, and a line break inside a message makes more lines. Row ``i`` is
+    message ``i`` when the row count equals the message count and no message is blank (then no
+    message gave no row, so none gave two); "every message starts with ``{``" is the cheap test
+    for "none is blank" (a few ms per 100,000, where counting line breaks took ~20).
+    Raises ``PolarsError`` when polars cannot read the batch.
+    """
+    frame = pl.read_ndjson(io.BytesIO(b"\n".join(messages)), schema=CDR_SCHEMA)
+    if frame.height != len(messages):
+        return None
+    try:
+        first_bytes = set(map(operator.itemgetter(0), messages))
+    except IndexError:  # an empty message
+        return None
+    return frame if first_bytes == {_OPEN_BRACE} else None
+
+
+def _read(lines: Sequence[bytes]) -> pl.DataFrame:
+    """Read non-blank lines that are each one JSON value; row ``i`` is line ``i``.
+
+    A raw line break inside a line can only be whitespace between JSON tokens: when one breaks
+    the read, it is made a space and the lines are read again. Raises ``PolarsError``.
+    """
+    joined = b"\n".join(lines)
+    try:
+        frame = pl.read_ndjson(io.BytesIO(joined), schema=CDR_SCHEMA)
+        if frame.height == len(lines):
+            return frame
+    except pl.exceptions.PolarsError:
+        if joined.count(b"\n") == len(lines) - 1:
+            raise
+    joined = b"\n".join(line.replace(b"\r", b" ").replace(b"\n", b" ") for line in lines)
+    return pl.read_ndjson(io.BytesIO(joined), schema=CDR_SCHEMA)
 
 
 def _read_isolating(
@@ -212,23 +225,89 @@ def _json_problem(line: bytes) -> tuple[str, str] | None:
             return "not_object", f"not a JSON object: {text}"
         return f"invalid:{field.group(1)}", f"{field.group(1)}: {text}"
     except msgspec.DecodeError as exc:
+        if not line.strip():
+            return _EMPTY
         return "not_json", f"not JSON: {exc}"
     return None
 
 
 def normalise_callee(callee: pl.Expr) -> pl.Expr:
-    """Strip spaces and dashes, then one leading ``+`` or ``00`` (DESIGN.md section 3)."""
+    """Strip spaces and dashes, then one leading ``+`` or ``00`` (DESIGN.md section 3).
+
+    The definition; decoding uses :func:`normalised_callees`, which gives the same text faster.
+    """
     return callee.str.replace_all(r"[ \-]", "").str.replace(r"^(\+|00)", "")
+
+
+def normalised_callees(callee: pl.Series) -> tuple[pl.Series, npt.NDArray[np.bool_]]:
+    """:func:`normalise_callee` of a column, and where the result is 3 to 15 ASCII digits.
+
+    Byte masks over the column's Arrow buffer instead of two regex passes that build a string
+    column each: ~20 ms instead of ~40 ms per 100,000 callees on one core here. Spaces, dashes,
+    ``+`` and ``0`` are ASCII, so removing their bytes never splits a UTF-8 character.
+    """
+    array = callee.cast(pl.String).to_arrow(compat_level=pl.CompatLevel.oldest())
+    if isinstance(array, pa.ChunkedArray):
+        array = array.combine_chunks()
+    count = len(array)
+    _, offsets_buffer, data_buffer = array.buffers()
+    offsets = np.zeros(count + 1, dtype=np.int64)
+    text = np.zeros(0, dtype=np.uint8)
+    if offsets_buffer is not None:
+        offsets = np.frombuffer(
+            offsets_buffer, dtype=np.int64, count=count + 1, offset=array.offset * 8
+        )
+        if data_buffer is not None:
+            text = np.frombuffer(data_buffer, dtype=np.uint8)[offsets[0] : offsets[-1]]
+        offsets = offsets - offsets[0]
+    keep = (text != _SPACE) & (text != _DASH)
+    if not keep.all():
+        text = text[keep]
+        offsets = np.concatenate([[0], np.cumsum(_row_sums(keep, offsets))])
+    lengths = np.diff(offsets)
+    starts = offsets[:-1]
+    padded = np.concatenate([text, np.zeros(2, dtype=np.uint8)])
+    plus = (lengths >= 1) & (padded[starts] == _PLUS)
+    zeros = ~plus & (lengths >= 2) & (padded[starts] == _ZERO) & (padded[starts + 1] == _ZERO)
+    if plus.any() or zeros.any():
+        keep = np.ones(len(text), dtype=np.bool_)
+        keep[starts[plus | zeros]] = False
+        keep[starts[zeros] + 1] = False
+        text = text[keep]
+        dropped = plus.astype(np.int64) + 2 * zeros
+        offsets = offsets - np.concatenate([[0], np.cumsum(dropped)])
+        lengths = lengths - dropped
+    not_digits = _row_sums((text - np.uint8(48)) >= 10, offsets)  # wraps: non-digits >= 10
+    digits = (not_digits == 0) & (lengths >= 3) & (lengths <= MAX_DIGITS)
+    validity = None
+    if callee.null_count():
+        present = callee.is_not_null().to_numpy()
+        digits &= present
+        validity = pa.py_buffer(np.packbits(present, bitorder="little"))
+    normalised = pa.Array.from_buffers(
+        pa.large_string(), count, [validity, pa.py_buffer(offsets), pa.py_buffer(text)]
+    )
+    return pl.Series(callee.name, normalised), digits
+
+
+def _row_sums(
+    flags: npt.NDArray[np.bool_], offsets: npt.NDArray[np.int64]
+) -> npt.NDArray[np.int64]:
+    """Per row (``offsets`` into ``flags``), how many of its bytes are flagged."""
+    sums = np.add.reduceat(np.append(flags, False), offsets[:-1], dtype=np.int64)
+    counted: npt.NDArray[np.int64] = np.where(offsets[1:] > offsets[:-1], sums, 0)
+    return counted  # (reduceat gives an empty row the next byte's flag, hence the where)
 
 
 def _validate(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Apply the field rules of DESIGN.md section 3 to parsed rows; split good from rejected."""
-    callee = normalise_callee(pl.col("callee"))
+    callee, callee_digits = normalised_callees(frame["callee"])
     typed = frame.with_columns(
-        _callee=callee,
-        _start=parse_rfc3339(pl.col("start_time")),
-        _answer=parse_rfc3339(pl.col("answer_time")),
-        _end=parse_rfc3339(pl.col("end_time")),
+        callee.alias("_callee"),
+        pl.Series("_callee_digits", callee_digits),
+        parse_rfc3339_series(frame["start_time"]).alias("_start"),
+        parse_rfc3339_series(frame["answer_time"]).alias("_answer"),
+        parse_rfc3339_series(frame["end_time"]).alias("_end"),
     )
     checks: list[tuple[pl.Expr, str, pl.Expr | str]] = []
     for field in REQUIRED_TEXT:
@@ -241,9 +320,7 @@ def _validate(frame: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
             "reseller_id is empty (use null for none)",
         ),
         (
-            pl.col("callee").is_not_null()
-            & (pl.col("callee") != "")
-            & ~pl.col("_callee").str.contains(rf"^[0-9]{{3,{MAX_DIGITS}}}$"),
+            pl.col("callee").is_not_null() & (pl.col("callee") != "") & ~pl.col("_callee_digits"),
             "invalid:callee",
             pl.format("callee {} is not 3 to 15 digits after normalisation", pl.col("callee")),
         ),

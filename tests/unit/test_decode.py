@@ -5,9 +5,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from pipeline.rating.decode import REQUIRED_TEXT, decode_cdrs
+from pipeline.rating.decode import REQUIRED_TEXT, decode_cdrs, normalise_callee, normalised_callees
 from tests.builders import cdr, encode
 
 
@@ -128,3 +131,72 @@ def test_empty_batch() -> None:
     decoded = decode_cdrs([])
     assert decoded.good.height == 0
     assert decoded.rejected.height == 0
+
+
+def _summary(messages: list[bytes]) -> tuple[list[tuple[str, int]], list[tuple[int, str]]]:
+    decoded = decode_cdrs(messages)
+    good = [(row["cdr_id"], row["position"]) for row in decoded.good.to_dicts()]
+    return good, [(row["position"], row["reason"]) for row in decoded.rejected.to_dicts()]
+
+
+_A = json.dumps(cdr(cdr_id="a")).encode()
+_B = json.dumps(cdr(cdr_id="b")).encode()
+
+
+@pytest.mark.parametrize(
+    ("messages", "good", "rejected"),
+    [
+        # Blank messages are skipped by polars: the rows must not shift onto their positions.
+        ([b"  ", _A, b"", _B], [("a", 1), ("b", 3)], [(0, "empty"), (2, "empty")]),
+        ([_A, b"\n", _B], [("a", 0), ("b", 2)], [(1, "empty")]),
+        # Line breaks that are only whitespace, and a message not starting with "{".
+        (
+            [_A + b"\n", b"\n" + _B, b" " + _A, _A + b"\r\n"],
+            [("a", 0), ("b", 1), ("a", 2), ("a", 3)],
+            [],
+        ),
+        # Two objects in one message are one bad message, even when a blank message would
+        # make the row count come out right.
+        ([_A + b"\n" + _B, b"  "], [], [(0, "not_json"), (1, "empty")]),
+        ([_A + b"\n" + _B, _A], [("a", 1)], [(0, "not_json")]),
+        # Bad JSON and blank messages in one batch.
+        (
+            [b"{oops", _A, b" ", b"[]", _B],
+            [("a", 1), ("b", 4)],
+            [(0, "not_json"), (2, "empty"), (3, "not_object")],
+        ),
+        ([b"", b"\t"], [], [(0, "empty"), (1, "empty")]),
+    ],
+)
+def test_batch_shapes(
+    messages: list[bytes], good: list[tuple[str, int]], rejected: list[tuple[int, str]]
+) -> None:
+    assert _summary(messages) == (good, rejected)
+    # Each message is judged as it would be alone.
+    verdicts = {position: [(cdr_id, 0)] for cdr_id, position in good}
+    for position, message in enumerate(messages):
+        alone_good, alone_rejected = _summary([message])
+        assert alone_good == verdicts.get(position, [])
+        assert alone_rejected == [(0, r) for p, r in rejected if p == position]
+
+
+_CALLEE = st.lists(
+    st.sampled_from([*"0123456789", " ", "-", "+", "00", "a", "#", "\u0661", "\u00e9"]),
+    max_size=20,
+).map("".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_CALLEE, st.none()), min_size=1, max_size=30))
+def test_callee_normalisation_matches_its_definition(callees: list[str | None]) -> None:
+    frame = pl.DataFrame({"callee": callees}, schema={"callee": pl.String})
+    expected = frame.select(normalised=normalise_callee(pl.col("callee"))).with_columns(
+        digits=pl.col("normalised").str.contains(r"^[0-9]{3,15}$").fill_null(value=False)
+    )
+    normalised, digits = normalised_callees(frame["callee"])
+    assert normalised.to_list() == expected["normalised"].to_list()
+    assert digits.tolist() == expected["digits"].to_list()
+    # A slice of a column is read from where it starts.
+    tail, tail_digits = normalised_callees(frame["callee"].slice(1))
+    assert tail.to_list() == expected["normalised"].to_list()[1:]
+    assert tail_digits.tolist() == expected["digits"].to_list()[1:]
