@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -45,6 +46,13 @@ def _parser() -> argparse.ArgumentParser:
         "--config",
         type=Path,
         help="TOML settings file (default: $VMGATE_CONFIG); environment variables override it",
+    )
+    parser.add_argument(
+        "--log-format",
+        choices=["text", "json"],
+        default=os.environ.get("VMGATE_LOG_FORMAT", "text"),
+        help="log lines on stderr: text, or one JSON object per line (default: "
+        "$VMGATE_LOG_FORMAT or text)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -124,6 +132,17 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--store", type=Path, help="embedded store folder (default ./store)")
     run.add_argument("--group", help="consumer group (default raters or $VMGATE_GROUP)")
     run.add_argument("--batch-size", type=int, help="max CDRs per batch (default 50000)")
+    run.add_argument(
+        "--metrics-port",
+        type=int,
+        help="serve Prometheus metrics on this port (/metrics); default: "
+        "$VMGATE_METRICS_PORT, else none",
+    )
+    run.add_argument(
+        "--metrics-address",
+        help="address the metrics listen on (default: $VMGATE_METRICS_ADDRESS or 127.0.0.1; "
+        "0.0.0.0 in a container)",
+    )
     run.add_argument(
         "--exit-when-idle",
         type=float,
@@ -294,11 +313,9 @@ def _decks_parser(commands: Any, store_help: str) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status."""
     args = _parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-        stream=sys.stderr,
-    )
+    from pipeline.logs import configure_logging
+
+    configure_logging(args.log_format)
     from pipeline.rating.exceptions import ReferenceDataError
 
     try:
@@ -461,6 +478,7 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipeline.metrics import RaterMetrics
     from pipeline.payments_ingest import PaymentsIngest
     from pipeline.rating.reference import load_plans_folder
     from pipeline.runtime import Rater
@@ -469,6 +487,10 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.sources.reference_feed import ReferenceFeed, ReferenceWatcher
 
     settings = _settings(args)
+    metrics = RaterMetrics()
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    if port is not None:
+        metrics.serve(port, args.metrics_address or settings.metrics_address)
     watcher = None
     if args.plans is not None:
         reference = load_plans_folder(args.plans)
@@ -508,6 +530,7 @@ def _run(args: argparse.Namespace) -> int:
                 store,
             ),
             reference_updates=watcher,
+            metrics=metrics,
         )
         stats = rater.run()
     finally:

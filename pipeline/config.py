@@ -83,6 +83,8 @@ class Settings:
     batch_size: int = 50_000
     batch_timeout_s: float = 0.5
     batch_linger_s: float = 0.1
+    metrics_port: int | None = None
+    metrics_address: str = "127.0.0.1"
 
     def kafka(self, **overrides: str | int | float | bool) -> KafkaConfig:
         """Settings for a librdkafka client: bootstrap, pass-through extras, then overrides."""
@@ -136,6 +138,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "CLICKHOUSE_PASSWORD": ("clickhouse_password", Secret),
     "VMGATE_DATABASE": ("database", str),
     "VMGATE_BATCH_SIZE": ("batch_size", int),
+    "VMGATE_METRICS_PORT": ("metrics_port", int),
+    "VMGATE_METRICS_ADDRESS": ("metrics_address", str),
 }
 
 
@@ -182,6 +186,8 @@ def _from_toml(path: Path) -> dict[str, Any]:
         "batch_size": rater.get("batch_size"),
         "batch_timeout_s": rater.get("batch_timeout_s"),
         "batch_linger_s": rater.get("batch_linger_s"),
+        "metrics_port": rater.get("metrics_port"),
+        "metrics_address": rater.get("metrics_address"),
     }
     out.update({k: v for k, v in simple.items() if v is not None})
     if "librdkafka" in kafka:

@@ -34,3 +34,11 @@ class Outcomes:
         self.rejected += rejected.height
         for reason, n in rejected["reason"].value_counts().iter_rows():
             self.rejected_by_reason[reason] += n
+
+    def merge(self, other: Outcomes) -> None:
+        """Add another tally into this one."""
+        self.rated += other.rated
+        self.unrated += other.unrated
+        self.rejected += other.rejected
+        self.unrated_by_reason.update(other.unrated_by_reason)
+        self.rejected_by_reason.update(other.rejected_by_reason)

@@ -28,6 +28,7 @@ from types import FrameType
 import polars as pl
 import pyarrow as pa
 
+from pipeline.metrics import RaterMetrics
 from pipeline.outcomes import Outcomes
 from pipeline.payments_ingest import PaymentsIngest
 from pipeline.rating.decode import decode_cdrs
@@ -84,6 +85,7 @@ class Rater:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         payments: PaymentsIngest | None = None,
         reference_updates: ReferenceWatcher | None = None,
+        metrics: RaterMetrics | None = None,
     ) -> None:
         """Wire the parts; nothing connects until :meth:`run`."""
         self.source = source
@@ -98,6 +100,9 @@ class Rater:
         self.clock = clock
         self.payments = payments
         self.reference_updates = reference_updates
+        self.metrics = metrics or RaterMetrics()
+        self.metrics.reference_in_use(reference.version)
+        self._refusals_seen = 0
         self.stats = RaterStats()
         self._stopping = False
 
@@ -166,6 +171,10 @@ class Rater:
         """Between batches: take a newer good published version, if one was built."""
         if self.reference_updates is None:
             return
+        refused = len(self.reference_updates.refusals)
+        if refused > self._refusals_seen:
+            self.metrics.reference_refused.inc(refused - self._refusals_seen)
+            self._refusals_seen = refused
         newer = self.reference_updates.newer_than(self.reference.version)
         if newer is None:
             return
@@ -177,12 +186,17 @@ class Rater:
             newer.deck_row_count,
         )
         self.reference = newer
+        self.metrics.reference_in_use(newer.version)
         self.stats.reference_swaps += 1
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()
 
     def _report(self) -> None:
+        try:
+            self.metrics.lag_of(self.source.lag())
+        except Exception as exc:  # metrics must never stop rating
+            log.debug("lag not measured: %s", exc)
         s = self.stats
         log.info(
             "consumed %d, rated %d, unrated %d, rejected %d in %d batches; store failures %d",
@@ -195,6 +209,7 @@ class Rater:
         )
 
     def _process(self, batch: KafkaBatch) -> None:
+        started = time.monotonic()
         generation = self.source.generation
         decoded = decode_cdrs(batch.values)
         table = rate_batch(decoded.good, self.reference, self.clock())  # one version per batch
@@ -221,7 +236,7 @@ class Rater:
             log.warning("transaction aborted (%s): consuming the batch again", exc)
             self.source.rewind(batch)
             return
-        self._count(batch, decoded.rejected, table)
+        self._count(batch, decoded.rejected, table, time.monotonic() - started)
 
     def _write(self, table: pa.Table, generation: int) -> bool:
         """Write with backoff; False if the partitions were revoked before it succeeded."""
@@ -230,11 +245,14 @@ class Rater:
         try:
             while True:
                 try:
+                    if attempt:
+                        self.metrics.write_retries.inc()
                     self.store.write_call_history(table)
                     return True
                 except Exception as exc:  # any store failure means: retry later
                     attempt += 1
                     self.stats.store_failures += 1
+                    self.metrics.write_errors.inc()
                     delay = self.backoff.delay(attempt)
                     log.error(
                         "call-history write failed (attempt %d): %s; consumption paused, "
@@ -259,7 +277,12 @@ class Rater:
                 self.source.resume()
                 log.info("store is back after %d failed attempt(s): consumption resumed", attempt)
 
-    def _count(self, batch: KafkaBatch, rejected: pl.DataFrame, table: pa.Table) -> None:
+    def _count(
+        self, batch: KafkaBatch, rejected: pl.DataFrame, table: pa.Table, seconds: float
+    ) -> None:
+        outcome = Outcomes()
+        outcome.add(table, rejected)
         self.stats.batches += 1
         self.stats.consumed += len(batch)
-        self.stats.add(table, rejected)
+        self.stats.merge(outcome)
+        self.metrics.batch(len(batch), outcome, seconds)

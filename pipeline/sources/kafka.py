@@ -152,6 +152,19 @@ class KafkaCdrSource:
         """True when partitions are assigned and the group's committed offsets reach their end."""
         return group_caught_up(self.consumer)
 
+    def lag(self) -> list[tuple[str, int, int]]:
+        """Messages between this consumer's position and the end of each assigned partition.
+
+        Uses the watermarks the fetches already brought back (no broker round trip).
+        """
+        assignment = self.consumer.assignment()
+        out: list[tuple[str, int, int]] = []
+        for position in self.consumer.position(assignment) if assignment else []:
+            _, high = self.consumer.get_watermark_offsets(position, cached=True)
+            if position.offset >= 0 and high >= 0:
+                out.append((position.topic, position.partition, max(0, high - position.offset)))
+        return out
+
     def pause(self) -> None:
         """Stop fetching from every assigned partition (backpressure)."""
         assignment = self.consumer.assignment()

@@ -13,9 +13,11 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -26,6 +28,7 @@ from typing import Any
 import polars as pl
 import pytest
 from confluent_kafka import Producer
+from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import Settings
 from pipeline.rating.plan_files import FolderPlanFiles
@@ -158,6 +161,22 @@ def _schedule_rate_change(source: Path, target: Path, plan_ids: list[str], at: s
             writer.writerows(out)
 
 
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
 def _wait(condition: Any, rater: subprocess.Popen[bytes] | None, what: str) -> None:
     deadline = time.monotonic() + _LIMIT_S
     while not condition():
@@ -213,7 +232,8 @@ def test_a_version_published_mid_run_takes_effect_between_batches(
     run.clickhouse_url = f"{clickhouse.url}/{database}"
     run.cli("setup")
     run.cli("decks", "import", "--plans", str(plans))
-    rater = run.start_rater()
+    port = _free_port()
+    rater = run.start_rater("--metrics-port", str(port))
     try:
         with ServerStore(ServerSettings.from_url(run.clickhouse_url)) as store:
             run.cli("produce", "--cdrs", str(run.root / "first.jsonl"))
@@ -224,10 +244,18 @@ def test_a_version_published_mid_run_takes_effect_between_batches(
             run.cli("produce", "--cdrs", str(run.root / "second.jsonl"))
             _wait(lambda: _count(store) >= len(lines), rater, "the second half")
             history = export_call_history(store).to_pylist()
+            scraped = _scrape(port)
     finally:
         rater.send_signal(signal.SIGTERM)
         assert rater.wait(timeout=_LIMIT_S) == 0, run.log()[-3000:]
 
+    # The metrics say which version is in use and how much was consumed.
+    assert scraped[("vmgate_reference_data_info", (("version", v2.version),))] == 1
+    assert ("vmgate_reference_data_info", (("version", v1.version),)) not in scraped
+    assert scraped[("vmgate_cdrs_consumed_total", ())] == len(lines)
+    assert scraped[("vmgate_cdrs_rated_total", ())] == sum(
+        1 for row in history if row["status"] == "rated"
+    )
     first_ids = {json.loads(line)["cdr_id"] for line in first}
     old_rows = [r for r in history if r["cdr_id"] in first_ids]
     new_rows = [r for r in history if r["cdr_id"] not in first_ids]
