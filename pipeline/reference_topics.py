@@ -254,6 +254,12 @@ class PublishedState:
             files[name] = data
         return files
 
+    def forget(self, version: str) -> None:
+        """Drop the chunk bytes of ``version`` (kept as empty values: the keys stay known)."""
+        for key, (label, _) in list(self.chunks.items()):
+            if label == version:
+                self.chunks[key] = (label, b"")
+
     def forget_up_to(self, manifest: Manifest) -> None:
         """Drop the chunk bytes of ``manifest``'s version and of every older one (not needed)."""
         mark = self.order.get(manifest.version, 0)

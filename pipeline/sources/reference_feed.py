@@ -46,8 +46,10 @@ class ReferenceFeed:
             "enable.auto.offset.store": False,
             "isolation.level": "read_committed",
             "auto.offset.reset": "earliest",
-            "fetch.max.bytes": 52_428_800,
-            "max.partition.fetch.bytes": 4_194_304,
+            # Small client buffers: a 1M-row deck is ~60 MB of chunks, held once, not thrice.
+            "fetch.max.bytes": 8_388_608,
+            "max.partition.fetch.bytes": 2_097_152,
+            "queued.max.messages.kbytes": 8_192,
         }
         self.topics = topics
         self.state = PublishedState()
@@ -218,17 +220,22 @@ class ReferenceWatcher:
                 self._report_once(identity, f"incomplete publication: {assembled}", manifest)
                 continue
             self._tried.add(identity)
+            state.forget(manifest.version)  # its bytes are in ``assembled`` now, once
             if self._build(manifest, assembled):
                 state.forget_up_to(manifest)
                 return
 
     def _build(self, manifest: Manifest, files: dict[str, bytes]) -> bool:
         started = time.monotonic()
+        published = PublishedPlanFiles(files)
+        files.clear()  # the only reference left is ``published``, dropped once loaded
         try:
-            reference = self._load(PublishedPlanFiles(files))
+            reference = self._load(published)
         except ReferenceDataError as exc:
             self._refuse(manifest.version, str(exc))
             return False
+        finally:
+            published.files.clear()
         if reference.version != manifest.version:
             self._refuse(
                 manifest.version,

@@ -387,3 +387,56 @@ def test_an_import_with_errors_names_each_bad_line_and_publishes_nothing(run: Ru
         assert watcher.feed.state.manifests == {}  # nothing was published
     finally:
         watcher.close()
+
+
+_LOAD_CHILD = """
+import json, sys
+from pathlib import Path
+from pipeline.config import load_settings
+from pipeline.rating.reference import load_plans_folder
+from pipeline.sources.reference_feed import ReferenceFeed, ReferenceWatcher
+if sys.argv[1] == "topics":
+    settings = load_settings()
+    watcher = ReferenceWatcher(ReferenceFeed(settings.kafka(), settings.reference_topics()))
+    watcher.start()
+    reference = watcher.wait_first()
+    watcher.close()
+else:
+    reference = load_plans_folder(Path(sys.argv[2]))
+status = dict(
+    line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line
+)
+print(json.dumps({"version": reference.version, "rows": reference.deck_row_count,
+                  "peak_kb": int(status["VmHWM"].split()[0])}))
+"""
+
+
+@pytest.mark.slow
+def test_a_million_row_deck_publishes_in_chunks_and_loads_in_bounded_memory(run: Run) -> None:
+    """No timing here: the benchmark measures it. Memory: the rater that loads the deck from
+    the topics peaks at most two publication sizes above one that loads the same folder."""
+    from tests.integration.test_large_deck import PREFIXES, _write_folder
+
+    plans = run.root / "plans"
+    _write_folder(plans)
+    size = sum(path.stat().st_size for path in plans.rglob("*.csv"))
+    published = run.cli("decks", "import", "--plans", str(plans)).stdout
+    assert f"{PREFIXES:,} deck rows" in published
+    reports = {}
+    for source in ("topics", "folder"):
+        done = subprocess.run(
+            [sys.executable, "-c", _LOAD_CHILD, source, str(plans)],
+            env=run.env(),
+            capture_output=True,
+            text=True,
+            timeout=_LIMIT_S,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr[-2000:]
+        reports[source] = json.loads(done.stdout.strip().splitlines()[-1])
+    assert reports["topics"]["rows"] == reports["folder"]["rows"] == PREFIXES
+    assert reports["topics"]["version"] == reports["folder"]["version"]
+    assert "chunks" in published
+    assert reports["folder"]["version"] in published
+    extra_mb = (reports["topics"]["peak_kb"] - reports["folder"]["peak_kb"]) / 1024
+    assert extra_mb < 2 * size / 2**20, (extra_mb, size, reports)
