@@ -75,6 +75,13 @@ def _parser() -> argparse.ArgumentParser:
     rate.add_argument(
         "--batch-size", type=int, default=100_000, help="CDRs per batch (default 100000)"
     )
+    rate.add_argument(
+        "--jobs",
+        type=int,
+        default=1,
+        help="processes rating parts of the file in parallel (default 1; each loads the "
+        "plans folder, so memory grows with it); the outputs are the same",
+    )
     rate.add_argument("--json", action="store_true", help="print the summary as JSON")
 
     export = commands.add_parser(
@@ -353,40 +360,58 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _rate(args: argparse.Namespace) -> int:
-    from pipeline.offline import rate_file
+    from pipeline.offline import rate_file, rate_file_in_parallel
     from pipeline.progress import Progress
     from pipeline.rating.reference import load_plans_folder
     from pipeline.sinks.embedded import EmbeddedStore
 
     if not args.cdrs.exists():
         raise FileNotFoundError(2, "CDR file not found", str(args.cdrs))
-    reference = load_plans_folder(args.plans)
+    if args.jobs < 1:
+        msg = f"--jobs must be at least 1, got {args.jobs}"
+        raise ValueError(msg)
+    reference = load_plans_folder(args.plans)  # validated here, before any worker starts
+    about = (
+        f"reference data {reference.version}: {reference.plan_count} plans, "
+        f"{reference.deck_row_count:,} deck rows"
+    )
     dlq = args.dlq or args.out.with_name(args.out.name + ".dlq.jsonl")
     rated_at = datetime.now(UTC)
     store = EmbeddedStore(args.store).open() if args.store else None
     try:
         if store is not None:
             store.migrate()
-        summary = rate_file(
-            reference,
-            args.cdrs,
-            args.out,
-            dlq,
-            rated_at,
-            store=store,
-            batch_size=args.batch_size,
-            progress=Progress("lines"),
-        )
+        if args.jobs > 1:
+            del reference  # every worker loads its own copy
+            summary = rate_file_in_parallel(
+                args.plans,
+                args.cdrs,
+                args.out,
+                dlq,
+                rated_at,
+                args.jobs,
+                store=store,
+                batch_size=args.batch_size,
+                progress=Progress("lines"),
+            )
+        else:
+            summary = rate_file(
+                reference,
+                args.cdrs,
+                args.out,
+                dlq,
+                rated_at,
+                store=store,
+                batch_size=args.batch_size,
+                progress=Progress("lines"),
+            )
     finally:
         if store is not None:
             store.close()
     if args.json:
         print(json.dumps({**summary.as_dict(), "out": str(args.out), "dlq": str(dlq)}))
     else:
-        print(
-            f"reference data {reference.version}: {reference.plan_count} plans, "
-            f"{reference.deck_row_count:,} deck rows"
-        )
+        print(about)
         for line in summary.lines():
             print(line)
         print(f"wrote {args.out} and {dlq}" + (f" and store {args.store}" if args.store else ""))

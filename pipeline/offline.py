@@ -6,12 +6,16 @@ rating core and store as the Kafka rater, with a file as the source.
 
 from __future__ import annotations
 
+import multiprocessing
+import shutil
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow.parquet as pq
 
 from pipeline.outcomes import Outcomes
 from pipeline.progress import Progress
@@ -20,7 +24,7 @@ from pipeline.rating.engine import rate_batch
 from pipeline.rating.reference import ReferenceData
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.files import DeadLetterFile, ParquetCallHistory
-from pipeline.sources.files import read_jsonl_batches
+from pipeline.sources.files import FileRange, line_ranges, read_jsonl_batches
 
 DEFAULT_BATCH_SIZE = 100_000
 
@@ -77,15 +81,19 @@ def rate_file(
     store: CallHistoryStore | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
+    part: FileRange | None = None,
 ) -> RatingSummary:
-    """Rate every line of ``cdrs``; rated rows to ``out`` (and ``store``), rejected to ``dlq``."""
+    """Rate every line of ``cdrs``; rated rows to ``out`` (and ``store``), rejected to ``dlq``.
+
+    With ``part``, only that range of the file's lines (numbered as in the whole file).
+    """
     summary = RatingSummary()
     started = time.perf_counter()
     ids: list[pl.Series] = []
     dead = DeadLetterFile(dlq)
     try:
         with ParquetCallHistory(out) as parquet:
-            for batch in read_jsonl_batches(cdrs, batch_size):
+            for batch in read_jsonl_batches(cdrs, batch_size, part):
                 summary.blank_lines += batch.blank_lines
                 summary.lines_read += len(batch.lines) + batch.blank_lines
                 decoded = decode_cdrs(batch.lines)
@@ -107,3 +115,83 @@ def rate_file(
     if progress:
         progress.update(summary.lines_read, final=True)
     return summary
+
+
+def rate_file_in_parallel(
+    plans: Path,
+    cdrs: Path,
+    out: Path,
+    dlq: Path,
+    rated_at: datetime,
+    jobs: int,
+    store: CallHistoryStore | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+) -> RatingSummary:
+    """Rate the file with ``jobs`` processes, one range of whole lines each; same outputs.
+
+    Each process loads the plans folder itself (memory: ``jobs`` copies of the reference
+    data) and writes its own Parquet and dead-letter parts; they are joined in line order
+    into ``out`` and ``dlq``, and written to ``store`` from this process (an embedded store
+    belongs to one process). Rows, rejects and line numbers are those of :func:`rate_file`.
+    """
+    started = time.perf_counter()
+    ranges = line_ranges(cdrs, jobs)
+    parts_dir = out.with_name(out.name + ".parts")
+    parts_dir.mkdir(parents=True, exist_ok=True)
+    summary = RatingSummary()
+    try:
+        context = multiprocessing.get_context("spawn")  # polars and chdb must not be forked
+        with ProcessPoolExecutor(max_workers=len(ranges), mp_context=context) as pool:
+            futures = [
+                pool.submit(
+                    _rate_part,
+                    plans,
+                    cdrs,
+                    part,
+                    parts_dir / f"{n:03d}.parquet",
+                    parts_dir / f"{n:03d}.dlq.jsonl",
+                    rated_at,
+                    batch_size,
+                )
+                for n, part in enumerate(ranges)
+            ]
+            results = [future.result() for future in futures]
+        ids: list[pl.Series] = []
+        with ParquetCallHistory(out) as parquet, dlq.open("wb") as dead:
+            for n, result in enumerate(results):
+                summary.merge(result)
+                summary.lines_read += result.lines_read
+                summary.blank_lines += result.blank_lines
+                table = pq.read_table(parts_dir / f"{n:03d}.parquet")
+                if store is not None:
+                    store.write_call_history(table)
+                parquet.write(table)
+                ids.append(pl.Series(table.column("cdr_id")))
+                dead.write((parts_dir / f"{n:03d}.dlq.jsonl").read_bytes())
+                if progress:
+                    progress.update(summary.lines_read)
+    finally:
+        shutil.rmtree(parts_dir, ignore_errors=True)
+    if ids:
+        all_ids = pl.concat(ids)
+        summary.duplicate_cdr_ids = all_ids.len() - all_ids.n_unique()
+    summary.seconds = time.perf_counter() - started
+    if progress:
+        progress.update(summary.lines_read, final=True)
+    return summary
+
+
+def _rate_part(
+    plans: Path,
+    cdrs: Path,
+    part: FileRange,
+    out: Path,
+    dlq: Path,
+    rated_at: datetime,
+    batch_size: int,
+) -> RatingSummary:
+    from pipeline.rating.reference import load_plans_folder
+
+    reference = load_plans_folder(plans)
+    return rate_file(reference, cdrs, out, dlq, rated_at, batch_size=batch_size, part=part)

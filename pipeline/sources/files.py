@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -16,16 +17,65 @@ class LineBatch:
     blank_lines: int  # blank lines skipped while reading this batch
 
 
-def read_jsonl_batches(path: Path, batch_size: int) -> Iterator[LineBatch]:
-    """Yield batches of at most ``batch_size`` non-blank lines; blank lines carry no CDR."""
+@dataclass(frozen=True)
+class FileRange:
+    """Bytes ``[start, end)`` of a file, whole lines, the first of them line ``first_line``."""
+
+    start: int
+    end: int
+    first_line: int
+
+
+def line_ranges(path: Path, parts: int) -> list[FileRange]:
+    """Cut a file into about ``parts`` ranges of whole lines (for rating them in parallel)."""
+    size = path.stat().st_size
+    cuts = [0]
+    with path.open("rb") as handle:
+        for k in range(1, parts):
+            target = max(cuts[-1], size * k // parts)
+            handle.seek(target)
+            if target > 0:
+                handle.seek(target - 1)
+                handle.readline()  # to the start of the next line
+            position = handle.tell()
+            if position > cuts[-1] and position < size:
+                cuts.append(position)
+        cuts.append(size)
+        ranges: list[FileRange] = []
+        line = 1
+        handle.seek(0)
+        for start, end in itertools.pairwise(cuts):
+            ranges.append(FileRange(start, end, line))
+            remaining = end - start
+            while remaining:
+                chunk = handle.read(min(remaining, 1 << 24))
+                line += chunk.count(b"\n")
+                remaining -= len(chunk)
+    return ranges
+
+
+def read_jsonl_batches(
+    path: Path, batch_size: int, part: FileRange | None = None
+) -> Iterator[LineBatch]:
+    """Yield batches of at most ``batch_size`` non-blank lines; blank lines carry no CDR.
+
+    With ``part``, only the lines of that range, numbered as in the whole file.
+    """
     if batch_size < 1:
         msg = f"batch_size must be at least 1, got {batch_size}"
         raise ValueError(msg)
     numbers: list[int] = []
     lines: list[bytes] = []
     blank = 0
+    start, end, first = (part.start, part.end, part.first_line) if part else (0, None, 1)
     with path.open("rb") as handle:
-        for number, raw in enumerate(handle, start=1):
+        handle.seek(start)
+        remaining = None if end is None else end - start
+        for number, raw in enumerate(handle, start=first):
+            if remaining is not None:
+                if remaining <= 0:
+                    break
+                remaining -= len(raw)
             line = raw.rstrip(b"\r\n")
             if not line.strip():
                 blank += 1

@@ -1,0 +1,142 @@
+"""``vmgate-rating rate`` on a big file it has never seen, against a per-row rater, back to back.
+
+``python -m benchmarks.offline_file [--cdrs 600000] [--seed N] [--rounds 2]`` writes a fresh
+synthetic network (a random seed unless given: data the project has never seen), then runs, as
+whole processes on the same file, alternating their order each round:
+
+- ``vmgate-rating rate`` (Parquet + DLQ out) on both cores, and pinned to one core
+  (``taskset -c 0``, ``POLARS_MAX_THREADS=1``): what the second core gives the offline command;
+- the per-row rater of :mod:`benchmarks.per_row_file` (file in, file out, pinned to one core:
+  it is single-threaded either way).
+
+Wall time of each process is measured from spawn to exit (interpreter start, imports and
+reference-data loading included). It prints a table and the ratio, and exits 1 if the two
+disagree on how many rows and rejects the file holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from benchmarks.common import python_env, wait_child
+from benchmarks.datagen import network
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+def _run(
+    command: list[str], log: Path, extra_env: dict[str, str] | None = None
+) -> dict[str, float]:
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            command,
+            cwd=REPO_ROOT,
+            env=python_env(extra_env),
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.DEVNULL,
+        )
+        outcome = wait_child(process, 3600.0)
+    if outcome.returncode != 0:
+        msg = f"{' '.join(command[:4])} failed ({outcome.returncode}); see {log}"
+        raise RuntimeError(msg)
+    summary = json.loads(log.read_text().strip().splitlines()[-1])
+    return {
+        "wall_s": outcome.seconds,
+        "cpu_s": outcome.cpu_s,
+        "peak_mb": outcome.peak_mb,
+        **{k: float(v) for k, v in summary.items() if isinstance(v, int | float)},
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Generate, run both back to back, print the table."""
+    parser = argparse.ArgumentParser(prog="offline_file", description=__doc__)
+    parser.add_argument("--cdrs", type=int, default=600_000, help="lines in the file (600000)")
+    parser.add_argument("--seed", type=int, help="data seed (default: random, never seen)")
+    parser.add_argument("--rounds", type=int, default=2, help="rounds, order alternating (2)")
+    parser.add_argument("--keep", type=Path, help="keep the data and outputs in this folder")
+    parser.add_argument("--json", type=Path, help="also write the results here")
+    args = parser.parse_args(argv)
+    seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
+    root = args.keep or Path(tempfile.mkdtemp(prefix="vmgate-offline-"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        data = network(root / "data", args.cdrs, 0.01, seed=seed)
+        size_mb = data.cdrs.stat().st_size / 2**20
+        print(
+            f"file: {args.cdrs:,} lines ({size_mb:.0f} MB), seed {seed}, {data.prefixes:,} prefixes"
+        )
+        rate = [sys.executable, "-m", "pipeline", "rate", "--plans", str(data.plans),
+                "--cdrs", str(data.cdrs), "--json"]  # fmt: skip
+        pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
+        runs: dict[str, list[dict[str, float]]] = {"rate-2": [], "rate-1": [], "per-row": []}
+
+        def one(name: str) -> None:
+            out = root / f"{name}.out"
+            if name == "per-row":
+                command = [*pin, sys.executable, "-m", "benchmarks.per_row_file", "--plans",
+                           str(data.plans), "--cdrs", str(data.cdrs), "--out", str(out),
+                           "--dlq", str(out) + ".dlq"]  # fmt: skip
+                runs[name].append(_run(command, root / f"{name}.log"))
+                return
+            command = [*rate, "--out", str(out) + ".parquet", "--dlq", str(out) + ".dlq"]
+            if name == "rate-1":
+                command = [*pin, *command]
+                extra = {"POLARS_MAX_THREADS": "1"}
+                runs[name].append(_run(command, root / f"{name}.log", extra))
+            else:
+                runs[name].append(_run(command, root / f"{name}.log"))
+
+        for round_number in range(args.rounds):
+            order = ["rate-2", "per-row", "rate-1"]
+            for name in order if round_number % 2 == 0 else list(reversed(order)):
+                one(name)
+        rated = runs["rate-2"][-1]
+        baseline = runs["per-row"][-1]
+        engine_rows = int(rated.get("rated", 0) + rated.get("unrated", 0))
+        engine_rejected = int(rated.get("rejected", 0))
+        agree = engine_rows == int(baseline["rows"]) and engine_rejected == int(
+            baseline["rejected"]
+        )
+        wall = {name: statistics.median(r["wall_s"] for r in rs) for name, rs in runs.items()}
+        peak = {name: max(r["peak_mb"] for r in rs) for name, rs in runs.items()}
+        print(f"{'process':<44} {'wall s':>8} {'CDR/s':>10} {'peak MB':>8} {'vs per-row':>10}")
+        labels = {
+            "rate-2": "vmgate-rating rate (2 cores)",
+            "rate-1": "vmgate-rating rate (1 core, taskset)",
+            "per-row": "per-row rater (json.loads, dict, Decimal)",
+        }
+        for name in ("rate-2", "rate-1", "per-row"):
+            ratio = wall["per-row"] / wall[name]
+            print(
+                f"{labels[name]:<44} {wall[name]:>8.2f} {args.cdrs / wall[name]:>10,.0f} "
+                f"{peak[name]:>8.0f} {ratio:>9.1f}x"
+            )
+        print(
+            f"rows {engine_rows:,} / {int(baseline['rows']):,}, rejected {engine_rejected:,} / "
+            f"{int(baseline['rejected']):,}: {'agree' if agree else 'DISAGREE'}; "
+            f"rounds {args.rounds}, medians"
+        )
+        if args.json:
+            args.json.write_text(
+                json.dumps({"seed": seed, "cdrs": args.cdrs, "runs": runs, "wall": wall}, indent=2)
+            )
+        return 0 if agree else 1
+    finally:
+        if args.keep is None:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    raise SystemExit(main())
