@@ -60,3 +60,9 @@ bench: $(DEV)
 
 bench-quick: $(DEV)
 	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' && $(BIN)/python -m benchmarks.run --quick
+
+.PHONY: bench-file
+
+# Done-when check of issue 5: `rate` on a fresh 600,000-CDR file vs a per-row rater, back to back.
+bench-file: $(DEV)
+	$(BIN)/python -m benchmarks.offline_file --cdrs 600000 --rounds 2

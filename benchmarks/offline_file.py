@@ -4,8 +4,9 @@
 synthetic network (a random seed unless given: data the project has never seen), then runs, as
 whole processes on the same file, alternating their order each round:
 
-- ``vmgate-rating rate`` (Parquet + DLQ out) on both cores, and pinned to one core
-  (``taskset -c 0``, ``POLARS_MAX_THREADS=1``): what the second core gives the offline command;
+- ``vmgate-rating rate`` (Parquet + DLQ out) on both cores, pinned to one core (``taskset -c
+  0``, ``POLARS_MAX_THREADS=1``), and with ``--jobs 2`` (two processes, one range of the file
+  each): what the second core gives the offline command;
 - the per-row rater of :mod:`benchmarks.per_row_file` (file in, file out, pinned to one core:
   it is single-threaded either way).
 
@@ -79,7 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         rate = [sys.executable, "-m", "pipeline", "rate", "--plans", str(data.plans),
                 "--cdrs", str(data.cdrs), "--json"]  # fmt: skip
         pin = ["taskset", "-c", "0"] if shutil.which("taskset") else []
-        runs: dict[str, list[dict[str, float]]] = {"rate-2": [], "rate-1": [], "per-row": []}
+        runs: dict[str, list[dict[str, float]]] = {
+            "rate-2": [],
+            "rate-jobs2": [],
+            "rate-1": [],
+            "per-row": [],
+        }
 
         def one(name: str) -> None:
             out = root / f"{name}.out"
@@ -90,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
                 runs[name].append(_run(command, root / f"{name}.log"))
                 return
             command = [*rate, "--out", str(out) + ".parquet", "--dlq", str(out) + ".dlq"]
+            if name == "rate-jobs2":
+                command = [*command, "--jobs", "2"]
             if name == "rate-1":
                 command = [*pin, *command]
                 extra = {"POLARS_MAX_THREADS": "1"}
@@ -98,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
                 runs[name].append(_run(command, root / f"{name}.log"))
 
         for round_number in range(args.rounds):
-            order = ["rate-2", "per-row", "rate-1"]
+            order = ["rate-2", "per-row", "rate-jobs2", "rate-1"]
             for name in order if round_number % 2 == 0 else list(reversed(order)):
                 one(name)
         rated = runs["rate-2"][-1]
@@ -113,10 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'process':<44} {'wall s':>8} {'CDR/s':>10} {'peak MB':>8} {'vs per-row':>10}")
         labels = {
             "rate-2": "vmgate-rating rate (2 cores)",
+            "rate-jobs2": "vmgate-rating rate --jobs 2 (2 processes)",
             "rate-1": "vmgate-rating rate (1 core, taskset)",
             "per-row": "per-row rater (json.loads, dict, Decimal)",
         }
-        for name in ("rate-2", "rate-1", "per-row"):
+        for name in ("rate-2", "rate-jobs2", "rate-1", "per-row"):
             ratio = wall["per-row"] / wall[name]
             print(
                 f"{labels[name]:<44} {wall[name]:>8.2f} {args.cdrs / wall[name]:>10,.0f} "
