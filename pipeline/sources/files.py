@@ -54,12 +54,17 @@ def line_ranges(path: Path, parts: int) -> list[FileRange]:
     return ranges
 
 
+_BLOCK_BYTES = 1 << 24
+
+
 def read_jsonl_batches(
     path: Path, batch_size: int, part: FileRange | None = None
 ) -> Iterator[LineBatch]:
     """Yield batches of at most ``batch_size`` non-blank lines; blank lines carry no CDR.
 
-    With ``part``, only the lines of that range, numbered as in the whole file.
+    With ``part``, only the lines of that range, numbered as in the whole file. Lines end at a
+    line feed; trailing carriage returns are dropped; a line of only whitespace is blank.
+    The file is read in large blocks and split in C; only blank-line checks run per line.
     """
     if batch_size < 1:
         msg = f"batch_size must be at least 1, got {batch_size}"
@@ -67,23 +72,51 @@ def read_jsonl_batches(
     numbers: list[int] = []
     lines: list[bytes] = []
     blank = 0
-    start, end, first = (part.start, part.end, part.first_line) if part else (0, None, 1)
+    start, end, number = (part.start, part.end, part.first_line) if part else (0, None, 1)
     with path.open("rb") as handle:
         handle.seek(start)
         remaining = None if end is None else end - start
-        for number, raw in enumerate(handle, start=first):
+        pending = b""
+        while True:
+            want = _BLOCK_BYTES if remaining is None else min(_BLOCK_BYTES, remaining)
+            block = handle.read(want) if want > 0 else b""
             if remaining is not None:
-                if remaining <= 0:
+                remaining -= len(block)
+            at_end = not block
+            data = pending + block
+            if at_end:
+                if not data:
                     break
-                remaining -= len(raw)
-            line = raw.rstrip(b"\r\n")
-            if not line.strip():
-                blank += 1
-                continue
-            numbers.append(number)
-            lines.append(line)
-            if len(lines) >= batch_size:
-                yield LineBatch(numbers, lines, blank)
-                numbers, lines, blank = [], [], 0
+                pending = b""
+                complete = data
+            else:
+                cut = data.rfind(b"\n")
+                if cut < 0:
+                    pending = data
+                    continue
+                complete, pending = data[:cut], data[cut + 1 :]
+            pieces = complete.split(b"\n")
+            if b"\r" in complete:
+                pieces = [p.rstrip(b"\r") for p in pieces]
+            if any(not p or p[:1].isspace() for p in pieces):
+                kept = [(number + i, p) for i, p in enumerate(pieces) if p.strip()]
+                blank += len(pieces) - len(kept)
+                block_numbers = [n for n, _ in kept]
+                block_lines = [p for _, p in kept]
+            else:
+                block_numbers = list(range(number, number + len(pieces)))
+                block_lines = pieces
+            taken = 0
+            while taken < len(block_lines):
+                room = batch_size - len(lines)
+                numbers.extend(block_numbers[taken : taken + room])
+                lines.extend(block_lines[taken : taken + room])
+                taken += room
+                if len(lines) >= batch_size:
+                    yield LineBatch(numbers, lines, blank)
+                    numbers, lines, blank = [], [], 0
+            number += len(pieces)
+            if at_end:
+                break
     if lines or blank:
         yield LineBatch(numbers, lines, blank)

@@ -13,21 +13,27 @@ from hypothesis import strategies as st
 
 from pipeline.cli import main
 from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.sources import files
 from pipeline.sources.files import line_ranges, read_jsonl_batches
 from pipeline.synthetic import NetworkSpec, write_network
 
 
 @settings(max_examples=60, deadline=None)
 @given(
-    lines=st.lists(st.sampled_from([b"", b" ", b"a", b"bb", b"x" * 40, b"\r"]), max_size=40),
+    lines=st.lists(
+        st.sampled_from([b"", b" ", b"a", b"bb", b"x" * 40, b"\r", b"c\r\r", b"\t{}", b" x "]),
+        max_size=40,
+    ),
     trailing_newline=st.booleans(),
     parts=st.integers(min_value=1, max_value=12),
+    block=st.integers(min_value=1, max_value=50),
 )
 def test_ranges_cover_every_line_once_numbered_as_in_the_file(
     tmp_path_factory: pytest.TempPathFactory,
     lines: list[bytes],
     trailing_newline: bool,
     parts: int,
+    block: int,
 ) -> None:
     path = tmp_path_factory.mktemp("ranges") / "f.jsonl"
     path.write_bytes(b"\n".join(lines) + (b"\n" if trailing_newline and lines else b""))
@@ -41,6 +47,17 @@ def test_ranges_cover_every_line_once_numbered_as_in_the_file(
         return out
 
     whole = [(n, line) for n, line, _ in read(None)]
+    # What a plain line-by-line reader sees: the block reader must agree with it, also when
+    # its blocks end in the middle of lines.
+    with path.open("rb") as handle:
+        plain = [(n, raw.rstrip(b"\r\n")) for n, raw in enumerate(handle, start=1)]
+    assert whole == [(n, line) for n, line in plain if line.strip()]
+    saved = files._BLOCK_BYTES
+    try:
+        files._BLOCK_BYTES = block
+        assert [(n, line) for n, line, _ in read(None)] == whole
+    finally:
+        files._BLOCK_BYTES = saved
     ranges = line_ranges(path, parts)
     assert [(n, line) for n, line, _ in read(list(ranges))] == whole
     assert ranges[0].start == 0
