@@ -5,12 +5,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import polars as pl
 import pytest
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from pipeline.rating.decode import REQUIRED_TEXT, decode_cdrs, normalise_callee, normalised_callees
+from pipeline.rating.decode import REQUIRED_TEXT, decode_cdrs
 from tests.builders import cdr, encode
 
 
@@ -178,25 +175,3 @@ def test_batch_shapes(
         alone_good, alone_rejected = _summary([message])
         assert alone_good == verdicts.get(position, [])
         assert alone_rejected == [(0, r) for p, r in rejected if p == position]
-
-
-_CALLEE = st.lists(
-    st.sampled_from([*"0123456789", " ", "-", "+", "00", "a", "#", "\u0661", "\u00e9"]),
-    max_size=20,
-).map("".join)
-
-
-@settings(max_examples=300, deadline=None)
-@given(st.lists(st.one_of(_CALLEE, st.none()), min_size=1, max_size=30))
-def test_callee_normalisation_matches_its_definition(callees: list[str | None]) -> None:
-    frame = pl.DataFrame({"callee": callees}, schema={"callee": pl.String})
-    expected = frame.select(normalised=normalise_callee(pl.col("callee"))).with_columns(
-        digits=pl.col("normalised").str.contains(r"^[0-9]{3,15}$").fill_null(value=False)
-    )
-    normalised, digits = normalised_callees(frame["callee"])
-    assert normalised.to_list() == expected["normalised"].to_list()
-    assert digits.tolist() == expected["digits"].to_list()
-    # A slice of a column is read from where it starts.
-    tail, tail_digits = normalised_callees(frame["callee"].slice(1))
-    assert tail.to_list() == expected["normalised"].to_list()[1:]
-    assert tail_digits.tolist() == expected["digits"].to_list()[1:]
