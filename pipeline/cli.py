@@ -466,7 +466,13 @@ def _open_store(settings: Settings, store_dir: Path | None) -> CallHistoryStore:
     from pipeline.sinks.open_store import open_store
 
     url = settings.clickhouse_url.reveal() if settings.clickhouse_url else None
-    return open_store(store_dir or Path("store"), url, settings.database)
+    return open_store(
+        store_dir or Path("store"),
+        url,
+        settings.database,
+        username=settings.clickhouse_user,
+        password=settings.clickhouse_password,
+    )
 
 
 def _setup(args: argparse.Namespace) -> int:

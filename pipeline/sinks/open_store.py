@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from pipeline.config import Secret
 from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.embedded import DEFAULT_DATABASE, EmbeddedStore
@@ -13,16 +14,21 @@ def open_store(
     store_dir: Path | None,
     clickhouse_url: str | None,
     database: str = DEFAULT_DATABASE,
+    username: str | None = None,
+    password: Secret | None = None,
 ) -> CallHistoryStore:
     """Open the configured store and return it; the caller closes it (migrations are not run).
 
     With ``clickhouse_url`` (``CLICKHOUSE_URL``, see :meth:`ServerSettings.from_url`) the server
     store, even if ``store_dir`` is also given; the URL's path, if any, names the database, else
-    ``database``. Without a URL, the embedded engine in ``store_dir``, database ``database``.
-    Neither is an error (:class:`ValueError`).
+    ``database``; ``username``/``password`` (``CLICKHOUSE_USER``, ``CLICKHOUSE_PASSWORD``), when
+    given, win over credentials in the URL. Without a URL, the embedded engine in
+    ``store_dir``, database ``database``. Neither is an error (:class:`ValueError`).
     """
     if clickhouse_url:
-        settings = ServerSettings.from_url(clickhouse_url, database=database)
+        settings = ServerSettings.from_url(
+            clickhouse_url, database=database, username=username, password=password
+        )
         return ServerStore(settings).open()
     if store_dir is not None:
         return EmbeddedStore(store_dir, database).open()

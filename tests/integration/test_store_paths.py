@@ -23,6 +23,7 @@ import pyarrow as pa
 import pytest
 from clickhouse_connect.driver.exceptions import OperationalError
 
+from pipeline.config import Secret
 from pipeline.rating.columns import CALL_HISTORY_SCHEMA
 from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import rate_batch
@@ -183,9 +184,13 @@ def test_open_store_gives_the_configured_path(path: StorePath, tmp_path: Path) -
         store = open_store(path.folder, None, database)
         assert isinstance(store, EmbeddedStore)
     else:
-        store = open_store(tmp_path / "unused", f"{path.server.url}/{database}")
+        url = f"{path.server.url.replace('://', '://url-user:url-pw@')}/{database}"
+        store = open_store(tmp_path / "unused", url, username="rater", password=Secret("s3"))
         assert isinstance(store, ServerStore)
         assert not (tmp_path / "unused").exists()
+        # CLICKHOUSE_USER / CLICKHOUSE_PASSWORD win over credentials in the URL.
+        assert store.settings.username == "rater"
+        assert store.settings.password.reveal() == "s3"
     try:
         assert store.migrate() == [m.name for m in load_migrations()]
         current = store.query("SELECT currentDatabase() AS db").column("db").to_pylist()
