@@ -8,6 +8,7 @@ allows one engine per process; a store owns it between :meth:`open` and :meth:`c
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Self
 
@@ -57,7 +58,7 @@ class EmbeddedStore(OpenedStore):
 
     def execute(self, sql: str, parameters: Mapping[str, object] | None = None) -> None:
         """Run a statement that returns no rows."""
-        self._engine.query(sql, "CSV", params=dict(parameters or {}))
+        self._engine.query(sql, "CSV", params=_bound(parameters))
 
     def migrate(self) -> list[str]:
         """Apply the DDL files not yet recorded in ``schema_migrations``; return their names."""
@@ -74,8 +75,33 @@ class EmbeddedStore(OpenedStore):
 
     def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> pa.Table:
         """Run a SELECT with bound parameters; the result as an Arrow table."""
-        result = self._engine.query(sql, "Arrow", params=dict(parameters or {}))
+        result = self._engine.query(sql, "Arrow", params=_bound(parameters))
         data = result.bytes()
         if not data:
             return pa.table({})
         return pa.ipc.open_file(pa.py_buffer(data)).read_all()
+
+
+_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+
+
+def _bound(parameters: Mapping[str, object] | None) -> dict[str, str]:
+    r"""Parameter values as the engine parses them: escaped text, ``\N`` for NULL.
+
+    ClickHouse reads a ``{name:Type}`` parameter from its text in the escaped (TSV) format, as
+    the server does for ``param_name`` over HTTP: a raw tab, newline or backslash in a string
+    would be misread, and ``None`` must be ``\N``.
+    """
+    out: dict[str, str] = {}
+    for name, value in (parameters or {}).items():
+        if value is None:
+            out[name] = "\\N"
+        elif isinstance(value, bool):
+            out[name] = "true" if value else "false"
+        elif isinstance(value, datetime):
+            out[name] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+        elif isinstance(value, str):
+            out[name] = value.translate(_ESCAPES)
+        else:
+            out[name] = str(value)
+    return out

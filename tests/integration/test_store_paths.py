@@ -337,6 +337,10 @@ def test_a_mistyped_batch_is_refused_not_converted(
             id="escaped-string",
         ),
         pytest.param("SELECT {v:Nullable(String)} AS v", {"v": None}, None, id="null"),
+        pytest.param("SELECT {v:String} AS v", {"v": "\\N"}, "\\N", id="backslash-N-text"),
+        pytest.param(
+            "SELECT {v:String} AS v", {"v": "line\nbreak\r"}, "line\nbreak\r", id="newline"
+        ),
     ],
 )
 def test_bound_parameters(
@@ -344,13 +348,5 @@ def test_bound_parameters(
     sql: str,
     parameters: dict[str, object],
     expected: object,
-    request: pytest.FixtureRequest,
 ) -> None:
-    value = parameters["v"]
-    if path.kind == "embedded" and (value is None or (isinstance(value, str) and "\t" in value)):
-        # Known gap: EmbeddedStore hands Python values to chdb unformatted (None as 'NULL',
-        # backslashes and tabs unescaped); clickhouse-connect formats them for the server.
-        request.applymarker(
-            pytest.mark.xfail(reason="EmbeddedStore passes values unformatted", strict=True)
-        )
     assert path.store.query(sql, parameters).column("v").to_pylist() == [expected]
