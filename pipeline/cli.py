@@ -238,6 +238,9 @@ def _parser() -> argparse.ArgumentParser:
     rerate.add_argument("--to", dest="end", required=True, help="window end, exclusive")
 
     _decks_parser(commands, store_help)
+    from pipeline.schema_command import add_schema_parser
+
+    add_schema_parser(commands)
 
     config = commands.add_parser(
         "config",
@@ -340,6 +343,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _STORE_COMMANDS[args.command](args)
         if args.command == "decks":
             return _decks(args)
+        if args.command == "schema":
+            return _schema(args)
         if args.command == "config":
             print(json.dumps(_settings(args).masked(), indent=2, default=str))
             return 0
@@ -715,6 +720,13 @@ _STORE_COMMANDS = {
     "record-payment": _record_payment,
     "rerate": _rerate,
 }
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from pipeline.schema_command import render_schema
+
+    print(render_schema(args, args.database or _settings(args).database), end="")
+    return 0
 
 
 def _decks(args: argparse.Namespace) -> int:
