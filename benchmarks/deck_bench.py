@@ -23,7 +23,7 @@ def _ru_maxrss_mb() -> float:
 
 def deck_build(params: JSON) -> JSON:
     """Load the big plans folder, rebuild its index ``runs`` times, rate a batch, report RSS."""
-    import numpy as np
+    import polars as pl
 
     import pipeline.rating.engine  # noqa: F401 (imports counted in the baseline RSS)
     from benchmarks.core_bench import RATED_AT, StageClock, instrumented
@@ -31,7 +31,8 @@ def deck_build(params: JSON) -> JSON:
     from pipeline.prefix_trie import DeckIndex, DeckRows
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.rating.plan_files import FolderPlanFiles
+    from pipeline.rating.reference import deck_rows, load_plans_folder
 
     # No high-water-mark reset before the rater's peak is read: getrusage sees the whole run.
     imports_mb = PeakRss.current_mb()
@@ -58,13 +59,16 @@ def deck_build(params: JSON) -> JSON:
     rater_hwm_mb = PeakRss().peak_mb()  # the kernel's VmHWM, the same counter: a cross-check
     rss = PeakRss()
 
-    deck = reference.deck
+    # A loaded ReferenceData keeps no deck frame: read the deck rows again for the rebuilds.
+    deck = deck_rows(FolderPlanFiles(Path(params["plans"])))
+    plan_index = {plan_id: n for n, plan_id in enumerate(reference.plans["plan_id"].to_list())}
     rows = DeckRows(
-        plan=deck["plan_index"].to_numpy().astype(np.int64),
+        plan=deck["plan_id"].replace_strict(plan_index, return_dtype=pl.Int32).to_numpy(),
         prefix=deck["prefix"],
         effective_from=deck["effective_from_us"].to_numpy(),
         effective_until=deck["effective_until_us"].to_numpy(),
     )
+    del deck
     builds: list[float] = []
     rss.reset()
     for _ in range(int(params["runs"])):

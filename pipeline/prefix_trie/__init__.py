@@ -8,7 +8,7 @@ once per reference-data version and read by any number of batches; lookups are n
 per-row Python.
 """
 
-from pipeline.prefix_trie.deck_index import DeckIndex, DeckRows, encode_digits
+from pipeline.prefix_trie.deck_index import DeckIndex, DeckRows, encode_digits, encoded_digits
 from pipeline.prefix_trie.intervals import IntervalIndex
 
-__all__ = ["DeckIndex", "DeckRows", "IntervalIndex", "encode_digits"]
+__all__ = ["DeckIndex", "DeckRows", "IntervalIndex", "encode_digits", "encoded_digits"]

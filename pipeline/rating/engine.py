@@ -60,11 +60,20 @@ def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime)
     accounts = cdrs.select("tenant_id", "customer_id", "client_id").with_columns(
         reseller_id=reseller
     )
+    plans = [_plan_of(accounts, scope, reference, times) for scope in LEGS]
+    # The three legs in one lookup: one pass over the index instead of three.
+    rows = np.split(
+        reference.deck_index.lookup(
+            np.concatenate(plans),
+            np.tile(callee_padded, len(LEGS)),
+            np.tile(callee_length, len(LEGS)),
+            np.tile(times, len(LEGS)),
+        ),
+        len(LEGS),
+    )
     leg_columns: dict[str, pa.Array] = {}
     failures: list[I64] = []
-    for scope in LEGS:
-        plan = _plan_of(accounts, scope, reference, times)
-        row = reference.deck_index.lookup(plan, callee_padded, callee_length, times)
+    for scope, plan, row in zip(LEGS, plans, rows, strict=True):
         columns, failure = _price_leg(scope, plan, row, duration, reference)
         leg_columns.update(columns)
         failures.append(failure)
@@ -182,7 +191,7 @@ def _price_leg(
     """
     leg = scope.value
     rated = row >= 0
-    if reference.deck.height == 0:
+    if reference.deck_row_count == 0:
         rated = np.zeros(len(row), dtype=bool)
     deck = reference.deck_arrays
     plans = reference.plan_arrays
@@ -190,8 +199,10 @@ def _price_leg(
     safe_plan = np.where(rated, plan, 0)
     rate_units = deck.rate_units[safe_row] if len(deck.rate_units) else np.zeros_like(row)
     fee_units = deck.fee_units[safe_row] if len(deck.fee_units) else np.zeros_like(row)
-    initial = deck.initial[safe_row] if len(deck.initial) else np.ones_like(row)
-    subsequent = deck.subsequent[safe_row] if len(deck.subsequent) else np.ones_like(row)
+    initial = deck.initial[safe_row].astype(np.int64) if len(deck.initial) else np.ones_like(row)
+    subsequent = (
+        deck.subsequent[safe_row].astype(np.int64) if len(deck.subsequent) else np.ones_like(row)
+    )
     decimals = plans.decimals[safe_plan] if len(plans.decimals) else np.zeros_like(row)
     mode = plans.rounding[safe_plan] if len(plans.rounding) else np.zeros_like(row)
     billed = billed_seconds(duration, initial, subsequent)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import codecs
 import hashlib
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -21,7 +22,7 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-from pipeline.prefix_trie import DeckIndex, DeckRows, IntervalIndex
+from pipeline.prefix_trie import DeckIndex, DeckRows, IntervalIndex, encoded_digits
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
 from pipeline.rating.exceptions import Problem, ReferenceDataError
 from pipeline.rating.money import (
@@ -81,26 +82,37 @@ class AccountPlans:
 
 @dataclass(frozen=True, eq=False)
 class DeckArrays:
-    """Deck rows of every plan as arrays, by global row id, for the rating hot path."""
+    """Deck rows of every plan as arrays, by global row id, for the rating hot path.
 
-    prefix: pa.Array
-    destination: pa.Array
+    Only what rating reads is kept, in the narrowest exact type: the text of a rate is not (its
+    units are), increments (at most 86,400 s) are int32, and destinations are a dictionary
+    array (a deck names a few thousand destinations over a million rows).
+    """
+
+    prefix: pa.Array  # large_string
+    destination: pa.Array  # dictionary<int32, large_string>
     rate_units: npt.NDArray[np.int64]  # 10**-9 per minute
     fee_units: npt.NDArray[np.int64]  # 10**-9
-    initial: npt.NDArray[np.int64]
-    subsequent: npt.NDArray[np.int64]
+    initial: npt.NDArray[np.int32]
+    subsequent: npt.NDArray[np.int32]
 
     @classmethod
     def of(cls, deck: pl.DataFrame) -> DeckArrays:
-        """Arrays of a validated deck frame."""
+        """Arrays of a validated deck frame; the numbers are views of its columns, not copies."""
         return cls(
-            prefix=deck["prefix"].to_arrow(),
-            destination=deck["destination"].to_arrow(),
-            rate_units=deck["rate_units"].to_numpy().astype(np.int64),
-            fee_units=deck["fee_units"].to_numpy().astype(np.int64),
-            initial=deck["initial_increment"].to_numpy().astype(np.int64),
-            subsequent=deck["subsequent_increment"].to_numpy().astype(np.int64),
+            prefix=_arrow(deck["prefix"]),
+            destination=_arrow(deck["destination"]).dictionary_encode(),
+            rate_units=deck["rate_units"].to_numpy().astype(np.int64, copy=False),
+            fee_units=deck["fee_units"].to_numpy().astype(np.int64, copy=False),
+            initial=deck["initial_increment"].to_numpy().astype(np.int32, copy=False),
+            subsequent=deck["subsequent_increment"].to_numpy().astype(np.int32, copy=False),
         )
+
+
+def _arrow(column: pl.Series) -> pa.Array:
+    """One Arrow array of a polars column, whatever its chunks."""
+    array = column.to_arrow()
+    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
 
 
 @dataclass(frozen=True, eq=False)
@@ -131,7 +143,7 @@ class ReferenceData:
 
     version: str
     plans: pl.DataFrame  # plan_index, plan_id, tenant_id, name, scope, currency, decimals, ...
-    deck: pl.DataFrame  # one row per deck row of every plan, positions = global row ids
+    deck_row_count: int  # deck rows over all plans; global row ids are 0..deck_row_count-1
     deck_index: DeckIndex
     associations: dict[Scope, AccountPlans]
     memberships: pl.DataFrame  # client_id, key
@@ -144,11 +156,6 @@ class ReferenceData:
     def plan_count(self) -> int:
         """Number of plans."""
         return self.plans.height
-
-    @property
-    def deck_row_count(self) -> int:
-        """Number of deck rows over all plans."""
-        return self.deck.height
 
 
 def load_plans_folder(folder: Path) -> ReferenceData:
@@ -216,25 +223,32 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
 
     if problems:
         raise ReferenceDataError(problems)
+    # A rater keeps only the index and the arrays: the deck's text frames go as soon as they
+    # are turned into those (a million-row deck must fit in a rater's memory budget).
+    raw = None
+    deck_frames.clear()
     deck_index = DeckIndex.build(
         DeckRows(
-            plan=deck["plan_index"].to_numpy().astype(np.int64),
+            plan=deck["plan_index"].to_numpy(),
             prefix=deck["prefix"],
             effective_from=deck["effective_from_us"].to_numpy(),
             effective_until=deck["effective_until_us"].to_numpy(),
         ),
         plans.height,
     )
+    deck_arrays = DeckArrays.of(deck)
+    deck_row_count = deck.height
+    del deck
     return ReferenceData(
         version=digest.hexdigest()[:16],
         plans=plans,
-        deck=deck,
+        deck_row_count=deck_row_count,
         deck_index=deck_index,
         associations=associations,
         memberships=memberships,
         membership_index=membership_index,
         resellers=resellers,
-        deck_arrays=DeckArrays.of(deck),
+        deck_arrays=deck_arrays,
         plan_arrays=PlanArrays.of(plans),
     )
 
@@ -364,10 +378,18 @@ def _ragged_line(physical: list[str], width: int) -> int | None:
 def _report(
     frame: pl.DataFrame, file: str, column: str, problem: pl.Expr, problems: list[Problem]
 ) -> None:
-    """Append a Problem for each row where ``problem`` (a text expression) is not null."""
-    bad = frame.with_columns(_problem=problem).filter(pl.col("_problem").is_not_null())
-    for line, value, message in bad.select(_LINE, column, "_problem").iter_rows():
-        problems.append(Problem(file, line, column, value, message))
+    """Append a Problem for each row where ``problem`` (a text expression) is not null.
+
+    Judged a slice of rows at a time (see :func:`_in_slices`).
+    """
+    for begin in range(0, frame.height, _SLICE_ROWS):
+        bad = (
+            frame.slice(begin, _SLICE_ROWS)
+            .with_columns(_problem=problem)
+            .filter(pl.col("_problem").is_not_null())
+        )
+        for line, value, message in bad.select(_LINE, column, "_problem").iter_rows():
+            problems.append(Problem(file, line, column, value, message))
 
 
 def _required(
@@ -397,9 +419,14 @@ def _integer_problem(column: str, low: int, high: int) -> pl.Expr:
 
 def _timestamps(frame: pl.DataFrame, file: str, problems: list[Problem]) -> pl.DataFrame:
     """Parse effective_from/until; until must be after from. Adds *_us Int64 columns."""
-    out = frame.with_columns(
-        _from=parse_rfc3339(pl.col("effective_from")),
-        _until=parse_rfc3339(pl.col("effective_until")),
+    out = frame.hstack(
+        _in_slices(
+            frame,
+            lambda part: part.select(
+                _from=_per_distinct(part["effective_from"], parse_rfc3339),
+                _until=_per_distinct(part["effective_until"], parse_rfc3339),
+            ),
+        )
     )
     for column, parsed in (("effective_from", "_from"), ("effective_until", "_until")):
         _report(
@@ -422,6 +449,39 @@ def _timestamps(frame: pl.DataFrame, file: str, problems: list[Problem]) -> pl.D
         effective_from_us=pl.col("_from").dt.epoch("us"),
         effective_until_us=pl.col("_until").dt.epoch("us").fill_null(OPEN_END_US),
     ).drop("_from", "_until")
+
+
+def _in_slices(
+    frame: pl.DataFrame, compute: Callable[[pl.DataFrame], pl.DataFrame]
+) -> pl.DataFrame:
+    """``compute(frame)``, a slice of rows at a time, the slices' results concatenated.
+
+    Over a million-row deck each work column of a computation (intermediate texts and
+    integers, hash tables) takes tens of MB at once; by slices they take a few MB, reused from
+    one slice to the next, which keeps them out of the loading peak.
+    """
+    parts = [
+        compute(frame.slice(begin, _SLICE_ROWS))
+        for begin in range(0, max(frame.height, 1), _SLICE_ROWS)
+    ]
+    return parts[0] if len(parts) == 1 else pl.concat(parts, rechunk=True)
+
+
+_SLICE_ROWS = 1 << 17
+
+
+def _per_distinct(texts: pl.Series, convert: Callable[[pl.Expr], pl.Expr]) -> pl.Series:
+    """``convert`` of each text (null included), each distinct text converted once.
+
+    A deck of a million rows names a handful of instants and a few thousand rates: converting
+    only those keeps the converters' per-text work columns (for timestamps hundreds of MB for a
+    million texts) out of the loading peak.
+    """
+    distinct = texts.unique()
+    converted = pl.select(convert(pl.lit(distinct))).to_series()
+    if texts.is_empty():  # replace_strict would keep the texts' type
+        return converted
+    return texts.replace_strict(distinct, converted, return_dtype=converted.dtype)
 
 
 def _overlaps(
@@ -542,14 +602,13 @@ def _validate_plans(raw: pl.DataFrame, problems: list[Problem]) -> pl.DataFrame:
 def _empty_deck() -> pl.DataFrame:
     return pl.DataFrame(
         schema={
-            "plan_index": pl.Int64,
+            "plan_index": pl.Int32,
             "prefix": pl.String,
             "destination": pl.String,
-            "rate": pl.String,
             "rate_units": pl.Int64,
             "fee_units": pl.Int64,
-            "initial_increment": pl.Int64,
-            "subsequent_increment": pl.Int64,
+            "initial_increment": pl.Int32,
+            "subsequent_increment": pl.Int32,
             "effective_from_us": pl.Int64,
             "effective_until_us": pl.Int64,
         }
@@ -560,6 +619,7 @@ def _validate_deck(
     raw: pl.DataFrame, file: str, plan_index: int, problems: list[Problem]
 ) -> pl.DataFrame:
     _required(raw, file, _DECK_REQUIRED, problems)
+    known_problems = len(problems)
     _report(
         raw,
         file,
@@ -570,8 +630,12 @@ def _validate_deck(
         ).then(pl.lit(f"must be 1 to {MAX_DIGITS} digits")),
         problems,
     )
+    all_digits = len(problems) == known_problems
+    known_problems = len(problems)
     for column in ("rate", "connection_fee"):
         _report(raw, file, column, decimal_text_problem(pl.col(column)), problems)
+    # Money is scaled only when every amount is good text (else the deck is refused).
+    good_money = len(problems) == known_problems
     for column in ("initial_increment", "subsequent_increment"):
         _report(
             raw,
@@ -587,32 +651,52 @@ def _validate_deck(
             problems,
         )
     timed = _timestamps(raw, file, problems)
-    dupes = timed.filter(
-        pl.col("prefix").is_not_null()
-        & pl.col("effective_from_us").is_not_null()
-        & pl.struct("prefix", "effective_from_us").is_duplicated()
+    # Duplicates are looked for among the rows whose prefix appears twice, found by sorting
+    # the prefixes as integers (their index encoding): hashing a million (text, instant) pairs
+    # takes hundreds of MB. A deck with a prefix that is not 1-15 digits is refused anyway;
+    # there the texts themselves are compared.
+    key = (
+        _in_slices(timed, lambda part: part.select(encoded_digits(pl.col("prefix")))).to_series()
+        if all_digits
+        else timed["prefix"]
     )
+    ordered = key.drop_nulls().sort()
+    repeated = ordered.filter(ordered == ordered.shift(1)).implode()
+    del ordered
+    shortlist = timed.filter(key.is_in(repeated) & timed["effective_from_us"].is_not_null())
+    del key, repeated
+    dupes = shortlist.filter(pl.struct("prefix", "effective_from_us").is_duplicated())
     for line, prefix in dupes.select(_LINE, "prefix").iter_rows():
         problems.append(
             Problem(file, line, "prefix", prefix, "same prefix twice with the same effective_from")
         )
-    ok_text = (decimal_text_problem(pl.col("rate")).is_null()) & pl.col("rate").is_not_null()
-    return timed.select(
-        plan_index=pl.lit(plan_index, dtype=pl.Int64),
+    deck = timed.select(
+        plan_index=pl.lit(plan_index, dtype=pl.Int32),
         prefix=pl.col("prefix"),
         destination=pl.col("destination").fill_null(""),
-        rate=pl.col("rate"),
-        rate_units=pl.when(ok_text).then(scaled_integer(pl.col("rate"))),
-        fee_units=pl.when(decimal_text_problem(pl.col("connection_fee")).is_null()).then(
-            scaled_integer(pl.col("connection_fee").fill_null("0"))
-        ),
-        initial_increment=pl.col("initial_increment").cast(pl.Int64, strict=False).fill_null(1),
+        initial_increment=pl.col("initial_increment").cast(pl.Int32, strict=False).fill_null(1),
         subsequent_increment=pl.col("subsequent_increment")
-        .cast(pl.Int64, strict=False)
+        .cast(pl.Int32, strict=False)
         .fill_null(1),
         effective_from_us=pl.col("effective_from_us"),
         effective_until_us=pl.col("effective_until_us"),
     )
+    if good_money:
+        deck = deck.hstack(
+            _in_slices(
+                timed,
+                lambda part: part.select(
+                    rate_units=_per_distinct(part["rate"], scaled_integer),
+                    fee_units=_per_distinct(
+                        part["connection_fee"], lambda fee: scaled_integer(fee.fill_null("0"))
+                    ),
+                ),
+            )
+        )
+    else:
+        nothing = pl.lit(None, dtype=pl.Int64)
+        deck = deck.with_columns(rate_units=nothing, fee_units=nothing)
+    return deck.select(_empty_deck().columns)
 
 
 # --- associations and memberships ------------------------------------------------------------

@@ -88,10 +88,6 @@ def _write_folder(folder: Path) -> None:
             out.write(json.dumps(record) + "\n")
 
 
-@pytest.mark.xfail(
-    reason="known gap: the 1M-prefix reference data peaks above 500 MB (benchmarks/RESULTS.md)",
-    strict=True,
-)
 def test_a_million_prefix_deck_fits_the_memory_budget(tmp_path: Path) -> None:
     _write_folder(tmp_path)
     done = subprocess.run(
