@@ -141,10 +141,13 @@ class DeckIndex:
         rows, query = rows[by_query], query[by_query]
         below = np.searchsorted(self.encodings, query, side="right") - 1
         del query
+        # Sorted within each plan already: a stable sort by plan alone (a radix sort for 16-bit
+        # integers) puts the keys in order.
+        narrow = np.int16 if len(self.plan_offsets) <= np.iinfo(np.int16).max else np.int32
+        by_plan = np.argsort(plan[rows].astype(narrow), kind="stable")
+        rows, below = rows[by_plan], below[by_plan]
         row_plan = plan[rows].astype(np.int64)
         wanted = row_plan * (len(self.encodings) + 1) + below
-        by_key = np.argsort(wanted, kind="stable")  # already sorted within each plan
-        rows, wanted, row_plan = rows[by_key], wanted[by_key], row_plan[by_key]
         node = np.searchsorted(self.keys, wanted, side="right") - 1
         inside = node >= self.plan_offsets[row_plan]  # else no prefix of the plan is <= q
         rows, node, row_plan = rows[inside], node[inside], row_plan[inside]
