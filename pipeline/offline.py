@@ -108,13 +108,7 @@ def rate_file(
                     progress.update(summary.lines_read)
     finally:
         dead.close()
-    if ids:
-        all_ids = pl.concat(ids)
-        summary.duplicate_cdr_ids = all_ids.len() - all_ids.n_unique()
-    summary.seconds = time.perf_counter() - started
-    if progress:
-        progress.update(summary.lines_read, final=True)
-    return summary
+    return _finished(summary, ids, started, progress)
 
 
 def rate_file_in_parallel(
@@ -173,6 +167,13 @@ def rate_file_in_parallel(
                     progress.update(summary.lines_read)
     finally:
         shutil.rmtree(parts_dir, ignore_errors=True)
+    return _finished(summary, ids, started, progress)
+
+
+def _finished(
+    summary: RatingSummary, ids: list[pl.Series], started: float, progress: Progress | None
+) -> RatingSummary:
+    """Count duplicate cdr_ids over the whole run, stamp the time, show the last progress."""
     if ids:
         all_ids = pl.concat(ids)
         summary.duplicate_cdr_ids = all_ids.len() - all_ids.n_unique()
