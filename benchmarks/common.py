@@ -283,3 +283,30 @@ def table_lines(rows: Sequence[Row]) -> list[str]:
     out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
     out += [line(r) for r in body]
     return out
+
+
+def run_reporting_child(
+    command: Sequence[str],
+    log: Path,
+    extra_env: Mapping[str, str] | None = None,
+    timeout_s: float = 3600.0,
+) -> tuple[dict[str, Any], ChildOutcome]:
+    """Run a child whose last stdout line is a JSON summary; return it and how the child ran.
+
+    Stdout goes to ``log`` (named in the error when the child fails), stderr is dropped.
+    """
+    with log.open("wb") as handle:
+        process = subprocess.Popen(
+            list(command),
+            cwd=REPO_ROOT,
+            env=python_env(extra_env),
+            stdin=subprocess.DEVNULL,
+            stdout=handle,
+            stderr=subprocess.DEVNULL,
+        )
+        outcome = wait_child(process, timeout_s)
+    if outcome.returncode != 0:
+        msg = f"{' '.join(command[:4])} failed ({outcome.returncode}); see {log}"
+        raise RuntimeError(msg)
+    summary: dict[str, Any] = json.loads(log.read_text().strip().splitlines()[-1])
+    return summary, outcome

@@ -26,10 +26,11 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
-from benchmarks.common import python_env, wait_child
+from benchmarks.common import python_env, run_reporting_child, wait_child
 from benchmarks.datagen import big_deck_network
 from benchmarks.kafka_bench import LocalBroker
 
@@ -63,25 +64,11 @@ print(json.dumps({"seconds": loaded, "rows": reference.deck_row_count,
 """
 
 
-def _child(args: list[str], env: dict[str, str], log: Path) -> dict[str, float]:
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            [sys.executable, "-c", _LOAD, *args],
-            cwd=REPO_ROOT,
-            env=python_env(env),
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.DEVNULL,
-        )
-        outcome = wait_child(process, 900.0)
-    if outcome.returncode != 0:
-        msg = f"load child failed ({outcome.returncode}), see {log}"
-        raise RuntimeError(msg)
-    lines = log.read_text().strip().splitlines()
-    result: dict[str, float] = json.loads(lines[-1])
-    result["peak_mb"] = outcome.peak_mb
-    result["wall_s"] = outcome.seconds
-    return result
+def _child(args: list[str], env: dict[str, str], log: Path) -> dict[str, Any]:
+    summary, outcome = run_reporting_child(
+        [sys.executable, "-c", _LOAD, *args], log, env, timeout_s=900.0
+    )
+    return {**summary, "peak_mb": outcome.peak_mb, "wall_s": outcome.seconds}
 
 
 def _import(plans: Path, env: dict[str, str]) -> tuple[float, float]:

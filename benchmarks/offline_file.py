@@ -23,12 +23,11 @@ import os
 import secrets
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import python_env, wait_child
+from benchmarks.common import run_reporting_child
 from benchmarks.datagen import network
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -37,20 +36,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 def _run(
     command: list[str], log: Path, extra_env: dict[str, str] | None = None
 ) -> dict[str, float]:
-    with log.open("wb") as handle:
-        process = subprocess.Popen(
-            command,
-            cwd=REPO_ROOT,
-            env=python_env(extra_env),
-            stdin=subprocess.DEVNULL,
-            stdout=handle,
-            stderr=subprocess.DEVNULL,
-        )
-        outcome = wait_child(process, 3600.0)
-    if outcome.returncode != 0:
-        msg = f"{' '.join(command[:4])} failed ({outcome.returncode}); see {log}"
-        raise RuntimeError(msg)
-    summary = json.loads(log.read_text().strip().splitlines()[-1])
+    summary, outcome = run_reporting_child(command, log, extra_env)
     return {
         "wall_s": outcome.seconds,
         "cpu_s": outcome.cpu_s,

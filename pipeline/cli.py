@@ -534,12 +534,10 @@ def _run(args: argparse.Namespace) -> int:
         watcher = ReferenceWatcher(ReferenceFeed(settings.kafka(), settings.reference_topics()))
         watcher.start()
         try:
-            first = watcher.wait_first()
+            reference = watcher.wait_first()
         except KeyboardInterrupt:
             watcher.close()
             return 130
-        assert first is not None  # wait_first only gives up when asked to stop
-        reference = first
     logging.getLogger(__name__).info(
         "reference data %s: %d plans, %d deck rows",
         reference.version,

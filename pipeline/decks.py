@@ -105,14 +105,6 @@ def _in_effect_elsewhere(
 
 
 def _diff_table(rows: pl.DataFrame) -> pa.Table:
-    def instant(column: str) -> pa.Array:
-        values = rows.select(
-            pl.when(pl.col(column) < OPEN_END_US)
-            .then(pl.col(column))
-            .cast(pl.Datetime("us", "UTC"))
-        ).to_series()
-        return values.to_arrow()
-
     def increments(side: str) -> pa.Array:
         return (
             rows.select(
@@ -132,7 +124,7 @@ def _diff_table(rows: pl.DataFrame) -> pa.Table:
         "plan_id": rows["plan_id"].to_arrow(),
         "prefix": rows["prefix"].to_arrow(),
         "change": rows["change"].to_arrow(),
-        "effective_from": instant("effective_from_us"),
+        "effective_from": _instants(rows, "effective_from_us"),
         "effective_until": _instants(until, "until"),
         "old_destination": rows["destination"].to_arrow(),
         "new_destination": rows["destination_new"].to_arrow(),
@@ -172,8 +164,12 @@ class Simulation:
         if dimension not in DIMENSIONS:
             msg = f"unknown dimension {dimension!r}: use one of {', '.join(DIMENSIONS)}"
             raise ValueError(msg)
-        long = pl.concat(self.parts, how="vertical") if self.parts else _empty_long()
-        money = pl.Decimal(38, AMOUNT_DECIMALS)
+        long = (
+            pl.concat(self.parts, how="vertical")
+            if self.parts
+            else pl.DataFrame(schema=_LONG_SCHEMA)
+        )
+        money = _MONEY
         if dimension == "leg":
             out = (
                 long.group_by("tenant_id", "leg", "currency")
@@ -209,20 +205,17 @@ class Simulation:
 _LEG_ORDER = {leg: index for index, leg in enumerate(LEG_NAMES)}
 
 
-def _empty_long() -> pl.DataFrame:
-    money = pl.Decimal(38, AMOUNT_DECIMALS)
-    return pl.DataFrame(
-        schema={
-            "tenant_id": pl.String,
-            "customer": pl.String,
-            "destination": pl.String,
-            "reseller": pl.String,
-            "leg": pl.String,
-            "currency": pl.String,
-            "before": money,
-            "after": money,
-        }
-    )
+_MONEY = pl.Decimal(38, AMOUNT_DECIMALS)
+_LONG_SCHEMA: dict[str, pl.DataType] = {
+    "tenant_id": pl.String(),
+    "customer": pl.String(),
+    "destination": pl.String(),
+    "reseller": pl.String(),
+    "leg": pl.String(),
+    "currency": pl.String(),
+    "before": _MONEY,
+    "after": _MONEY,
+}
 
 
 def simulate(
@@ -254,10 +247,10 @@ def simulate(
                 part = keys.with_columns(
                     leg=pl.lit(leg),
                     currency=frame[currency],
-                    **{side: frame[amount].cast(pl.Decimal(38, AMOUNT_DECIMALS))},
-                ).with_columns(pl.lit(0).cast(pl.Decimal(38, AMOUNT_DECIMALS)).alias(other))
+                    **{side: frame[amount].cast(_MONEY)},
+                ).with_columns(pl.lit(0).cast(_MONEY).alias(other))
                 result.parts.append(
-                    part.filter(pl.col("currency").is_not_null()).select(_empty_long().columns)
+                    part.filter(pl.col("currency").is_not_null()).select(list(_LONG_SCHEMA))
                 )
         differs = pl.DataFrame(
             [

@@ -220,10 +220,6 @@ class PublishedState:
         version = headers.get(HEADER_VERSION, b"").decode(errors="replace")
         self.chunks[(topic, key)] = (version, value)
 
-    def keys(self) -> set[tuple[str, bytes]]:
-        """Every (topic, key) that holds a chunk now."""
-        return set(self.chunks)
-
     def newest_first(self) -> list[Manifest]:
         """The manifests present, most recently published (highest offset) first."""
         return sorted(
@@ -254,19 +250,16 @@ class PublishedState:
             files[name] = data
         return files
 
-    def forget(self, version: str) -> None:
-        """Drop the chunk bytes of ``version`` (kept as empty values: the keys stay known)."""
-        for key, (label, _) in list(self.chunks.items()):
-            if label == version:
-                self.chunks[key] = (label, b"")
-
-    def forget_up_to(self, manifest: Manifest) -> None:
-        """Drop the chunk bytes of ``manifest``'s version and of every older one (not needed)."""
-        mark = self.order.get(manifest.version, 0)
-        older = {v for v in self.manifests if self.order.get(v, 0) <= mark}
+    def forget(self, versions: set[str]) -> None:
+        """Drop the chunk bytes of ``versions`` (kept as empty values: the keys stay known)."""
         for key, (version, _) in list(self.chunks.items()):
-            if version in older:
+            if version in versions:
                 self.chunks[key] = (version, b"")
+
+    def older_than(self, manifest: Manifest) -> set[str]:
+        """``manifest``'s version and every version published before it."""
+        mark = self.order.get(manifest.version, 0)
+        return {v for v in self.manifests if self.order.get(v, 0) <= mark}
 
 
 def stale_keys(

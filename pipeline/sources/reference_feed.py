@@ -220,9 +220,9 @@ class ReferenceWatcher:
                 self._report_once(identity, f"incomplete publication: {assembled}", manifest)
                 continue
             self._tried.add(identity)
-            state.forget(manifest.version)  # its bytes are in ``assembled`` now, once
+            state.forget({manifest.version})  # its bytes are in ``assembled`` now, once
             if self._build(manifest, assembled):
-                state.forget_up_to(manifest)
+                state.forget(state.older_than(manifest))  # never needed again
                 return
 
     def _build(self, manifest: Manifest, files: dict[str, bytes]) -> bool:
@@ -289,12 +289,10 @@ class ReferenceWatcher:
         with self._lock:
             return list(self._refused)
 
-    def wait_first(
-        self, should_stop: Callable[[], bool] = lambda: False, report_every_s: float = 10.0
-    ) -> ReferenceData | None:
-        """Block until a first good version is built (None if ``should_stop`` said so)."""
+    def wait_first(self, report_every_s: float = 10.0) -> ReferenceData:
+        """Block until a first good version is built, saying so every ``report_every_s``."""
         started = last = time.monotonic()
-        while not should_stop():
+        while True:
             latest = self.latest()
             if latest is not None:
                 return latest
@@ -306,7 +304,6 @@ class ReferenceWatcher:
                     last - started,
                 )
             time.sleep(0.1)
-        return None
 
     def close(self) -> None:
         """Stop the thread and disconnect."""

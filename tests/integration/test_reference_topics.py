@@ -295,7 +295,7 @@ def test_a_bad_publication_never_replaces_the_good_one(run: Run) -> None:
     run.cli("decks", "import", "--plans", str(plans))
     watcher = _watch(run)
     try:
-        assert watcher.wait_first().version == good.version  # type: ignore[union-attr]
+        assert watcher.wait_first().version == good.version
 
         # A deck row with a negative rate, published past the importer's validation.
         files = FolderPlanFiles(plans).all_files()
