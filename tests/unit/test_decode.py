@@ -93,7 +93,15 @@ def test_accepted(record: dict[str, Any]) -> None:
 
 def test_end_equal_to_start_is_fine_and_timestamps_are_utc() -> None:
     decoded = decode_cdrs(
-        encode([cdr(start_time="2026-03-10T14:00:00+02:00", end_time="2026-03-10T12:00:00Z")])
+        encode(
+            [
+                cdr(
+                    start_time="2026-03-10T14:00:00+02:00",
+                    end_time="2026-03-10T12:00:00Z",
+                    duration_ms=0,
+                )
+            ]
+        )
     )
     assert decoded.rejected.height == 0
     [row] = decoded.good.to_dicts()

@@ -6,14 +6,18 @@ from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 import pytest
 
-from pipeline.rating.engine import billed_seconds
+from pipeline.rating.decode import MAX_DURATION_MS, decode_cdrs
+from pipeline.rating.engine import billed_seconds, rate_batch
 from pipeline.rating.reference import load_plans_folder
 from tests.builders import (
+    RATED_AT,
     association,
     cdr,
     deck_row,
+    encode,
     membership,
     plan,
     rate,
@@ -406,11 +410,23 @@ def test_an_empty_batch_rates_to_an_empty_table(tmp_path: Path) -> None:
     assert rate(reference, []) == []
 
 
-def test_the_longest_possible_call_is_priced_exactly(tmp_path: Path) -> None:
-    longest = 2**63 - 1  # ms; the largest duration_ms a CDR may carry
+def test_the_longest_call_a_cdr_may_carry_is_priced_exactly(tmp_path: Path) -> None:
+    longest = MAX_DURATION_MS  # 7 days: decoding refuses anything longer
+    reference = simple_reference(tmp_path, [deck_row("44", "999999.123456789")])
+    [row] = rate(reference, [cdr(duration_ms=longest)])
+    exact = Decimal("999999.123456789") * (longest // 1000) / 60
+    assert row["customer_amount"] == exact.quantize(Decimal("0.000001"))
+
+
+def test_the_engine_prices_any_int64_duration_exactly(tmp_path: Path) -> None:
+    """Decoding caps durations, but the engine itself never overflows (defence in depth)."""
+    longest = 2**63 - 1
     assert _billed(longest, 1, 1) == 9_223_372_036_854_776
     assert _billed(longest, 60, 60) == 9_223_372_036_854_780
     reference = simple_reference(tmp_path, [deck_row("44", "999999.123456789")])
-    [row] = rate(reference, [cdr(duration_ms=longest)])
+    decoded = decode_cdrs(encode([cdr()])).good.with_columns(
+        pl.lit(longest, dtype=pl.Int64).alias("duration_ms")
+    )
+    [row] = rate_batch(decoded, reference, RATED_AT).to_pylist()
     exact = Decimal("999999.123456789") * 9_223_372_036_854_776 / 60
     assert row["customer_amount"] == exact.quantize(Decimal("0.000001"))
