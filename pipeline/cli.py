@@ -517,7 +517,7 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.metrics import RaterMetrics
     from pipeline.payments_ingest import PaymentsIngest
     from pipeline.rating.reference import load_plans_folder
-    from pipeline.runtime import Rater
+    from pipeline.runtime import Rater, RaterStoppedError
     from pipeline.sinks.kafka_dlq import TransactionalCommitter
     from pipeline.sources.kafka import KafkaCdrSource
     from pipeline.sources.reference_feed import ReferenceFeed, ReferenceWatcher
@@ -566,7 +566,11 @@ def _run(args: argparse.Namespace) -> int:
             reference_updates=watcher,
             metrics=metrics,
         )
-        stats = rater.run()
+        try:
+            stats = rater.run()
+        except RaterStoppedError as exc:
+            print(f"vmgate-rating: rater stopped, batch not committed: {exc}", file=sys.stderr)
+            return 3
     finally:
         store.close()
         if watcher is not None:

@@ -19,8 +19,7 @@ import pyarrow.parquet as pq
 
 from pipeline.outcomes import Outcomes
 from pipeline.progress import Progress
-from pipeline.rating.decode import decode_cdrs
-from pipeline.rating.engine import rate_batch
+from pipeline.rating.messages import rate_messages
 from pipeline.rating.reference import ReferenceData
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.files import DeadLetterFile, ParquetCallHistory
@@ -96,14 +95,14 @@ def rate_file(
             for batch in read_jsonl_batches(cdrs, batch_size, part):
                 summary.blank_lines += batch.blank_lines
                 summary.lines_read += len(batch.lines) + batch.blank_lines
-                decoded = decode_cdrs(batch.lines)
-                table = rate_batch(decoded.good, reference, rated_at)
+                rated = rate_messages(batch.lines, reference, rated_at)
+                table = rated.table
                 if store is not None:
                     store.write_call_history(table)
                 parquet.write(table)
-                dead.write(decoded.rejected, batch.line_numbers, batch.lines)
-                summary.add(table, decoded.rejected)
-                ids.append(decoded.good["cdr_id"])
+                dead.write(rated.rejected, batch.line_numbers, batch.lines)
+                summary.add(table, rated.rejected)
+                ids.append(pl.Series(table.column("cdr_id")))
                 if progress:
                     progress.update(summary.lines_read)
     finally:

@@ -16,6 +16,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from pipeline.config import KafkaConfig
 from pipeline.payments import Payment, PaymentError, record_payment
 from pipeline.sinks.contracts import CallHistoryStore
+from pipeline.sinks.kafka_dlq import MAX_RECORD_BYTES, DeadLetter, topic_record_limit
 from pipeline.sources.kafka import group_caught_up
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,13 @@ class PaymentsIngest:
             "auto.offset.reset": "earliest",
             "isolation.level": "read_committed",
         }
-        self._producer_config: KafkaConfig = {**config, "enable.idempotence": True}
+        self._producer_config: KafkaConfig = {
+            "message.max.bytes": MAX_RECORD_BYTES,
+            **config,
+            "enable.idempotence": True,
+        }
+        self._admin_config = dict(config)
+        self._max_record_bytes = 1_000_000
         self.topic = topic
         self.dlq_topic = dlq_topic
         self.store = store
@@ -54,6 +61,8 @@ class PaymentsIngest:
         self._consumer = Consumer(self._consumer_config)
         self._consumer.subscribe([self.topic])
         self._producer = Producer(self._producer_config)
+        limit = topic_record_limit(self._admin_config, self.dlq_topic)
+        self._max_record_bytes = min(MAX_RECORD_BYTES, limit or 1_000_000)
 
     def poll(self, timeout_s: float = 0.0, max_messages: int = 500) -> int:
         """Ingest what is waiting; return how many messages were handled."""
@@ -72,7 +81,12 @@ class PaymentsIngest:
                 if message.error() is not None:
                     log.warning("payments consumer error: %s", message.error())
                     continue
-                self._handle(message.value() or b"", message.key(), message.offset() or 0)
+                self._handle(
+                    message.value() or b"",
+                    message.key(),
+                    message.partition() or 0,
+                    message.offset() or 0,
+                )
             self._producer.flush(30)
         except Exception:
             # The store failed: consume these messages again later.
@@ -94,7 +108,7 @@ class PaymentsIngest:
         """True once every payments partition is assigned and consumed to its end."""
         return self._consumer is not None and group_caught_up(self._consumer)
 
-    def _handle(self, value: bytes, key: bytes | None, offset: int) -> None:
+    def _handle(self, value: bytes, key: bytes | None, partition: int, offset: int) -> None:
         try:
             data = json.loads(value)
             if not isinstance(data, dict):
@@ -116,12 +130,9 @@ class PaymentsIngest:
             self.rejected += 1
             log.warning("payment at offset %d refused: %s", offset, exc)
             assert self._producer is not None
-            self._producer.produce(
-                self.dlq_topic,
-                value=value,
-                key=key,
-                headers=[("dlq.reason", str(exc).encode()), ("dlq.source.offset", str(offset))],
-            )
+            letter = DeadLetter(value, key, str(exc), str(exc), self.topic, partition, offset)
+            bounded, bounded_key, headers = letter.record(self._max_record_bytes)
+            self._producer.produce(self.dlq_topic, value=bounded, key=bounded_key, headers=headers)
 
     def close(self) -> None:
         """Leave the group and flush."""

@@ -31,11 +31,16 @@ import pyarrow as pa
 from pipeline.metrics import RaterMetrics
 from pipeline.outcomes import Outcomes
 from pipeline.payments_ingest import PaymentsIngest
-from pipeline.rating.decode import decode_cdrs
-from pipeline.rating.engine import rate_batch
+from pipeline.rating.messages import rate_messages
 from pipeline.rating.reference import ReferenceData
 from pipeline.sinks.contracts import CallHistoryStore
-from pipeline.sinks.kafka_dlq import DeadLetter, TransactionAbortedError, TransactionalCommitter
+from pipeline.sinks.errors import StoreErrorKind, examine_store_error
+from pipeline.sinks.kafka_dlq import (
+    DeadLetter,
+    DeadLetterError,
+    TransactionAbortedError,
+    TransactionalCommitter,
+)
 from pipeline.sources.kafka import KafkaBatch, KafkaCdrSource
 from pipeline.sources.reference_feed import ReferenceWatcher
 
@@ -52,6 +57,10 @@ class RaterStats(Outcomes):
     aborted_batches: int = 0
     dropped_on_rebalance: int = 0
     reference_swaps: int = 0
+
+
+class RaterStoppedError(RuntimeError):
+    """A failure that retrying cannot mend: the rater stops, the batch not committed."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ class Rater:
         payments: PaymentsIngest | None = None,
         reference_updates: ReferenceWatcher | None = None,
         metrics: RaterMetrics | None = None,
+        max_unrecognised_attempts: int = 10,
     ) -> None:
         """Wire the parts; nothing connects until :meth:`run`."""
         self.source = source
@@ -101,6 +111,7 @@ class Rater:
         self.payments = payments
         self.reference_updates = reference_updates
         self.metrics = metrics or RaterMetrics()
+        self.max_unrecognised_attempts = max_unrecognised_attempts
         self.metrics.reference_in_use(reference.version)
         self._refusals_seen = 0
         self.stats = RaterStats()
@@ -211,12 +222,7 @@ class Rater:
     def _process(self, batch: KafkaBatch) -> None:
         started = time.monotonic()
         generation = self.source.generation
-        decoded = decode_cdrs(batch.values)
-        table = rate_batch(decoded.good, self.reference, self.clock())  # one version per batch
-        if not self._write(table, generation):
-            self.stats.dropped_on_rebalance += 1
-            log.warning("batch not written (partitions revoked or stopping): left to the group")
-            return
+        rated = rate_messages(batch.values, self.reference, self.clock())  # one version a batch
         letters = [
             DeadLetter(
                 batch.values[position],
@@ -225,57 +231,102 @@ class Rater:
                 detail,
                 *batch.source(position),
             )
-            for position, reason, detail in decoded.rejected.select(
+            for position, reason, detail in rated.rejected.select(
                 "position", "reason", "detail"
             ).iter_rows()
         ]
-        try:
-            self.committer.commit(letters, batch.next_offsets(), self.source.group_metadata())
-        except TransactionAbortedError as exc:
-            self.stats.aborted_batches += 1
-            log.warning("transaction aborted (%s): consuming the batch again", exc)
-            self.source.rewind(batch)
+        if not self._deliver(rated.table, letters, batch, generation):
             return
-        self._count(batch, decoded.rejected, table, time.monotonic() - started)
+        self._count(batch, rated.rejected, rated.table, time.monotonic() - started)
 
-    def _write(self, table: pa.Table, generation: int) -> bool:
-        """Write with backoff; False if the partitions were revoked before it succeeded."""
+    def _deliver(
+        self, table: pa.Table, letters: list[DeadLetter], batch: KafkaBatch, generation: int
+    ) -> bool:
+        """Dead letters, call history and offsets of a batch, in that order, in one transaction.
+
+        A transient failure (store or dead-letter topic unreachable, busy, out of parts) aborts
+        the transaction, pauses consumption and tries again with backoff; a permanent one
+        (schema, types, credentials, a dead letter the topic refuses) raises
+        :class:`RaterStoppedError` with nothing committed. False when the batch was left to the
+        group (partitions revoked, stopping, or the transaction aborted by the broker).
+        """
         attempt = 0
         paused = False
         try:
             while True:
+                if attempt:
+                    self.metrics.write_retries.inc()
                 try:
-                    if attempt:
-                        self.metrics.write_retries.inc()
-                    self.store.write_call_history(table)
+                    self._write_once(table, letters, batch)
                     return True
-                except Exception as exc:  # any store failure means: retry later
+                except TransactionAbortedError as exc:
+                    self.stats.aborted_batches += 1
+                    log.warning("transaction aborted (%s): consuming the batch again", exc)
+                    self.source.rewind(batch)
+                    return False
+                except Exception as exc:  # classified by _failure: retry, or stop
                     attempt += 1
-                    self.stats.store_failures += 1
-                    self.metrics.write_errors.inc()
+                    what = self._failure(exc, attempt)
                     delay = self.backoff.delay(attempt)
                     log.error(
-                        "call-history write failed (attempt %d): %s; consumption paused, "
-                        "retrying in %.1f s",
+                        "%s (attempt %d); consumption paused, retrying in %.1f s",
+                        what,
                         attempt,
-                        exc,
                         delay,
                     )
                     if not paused:
                         self.source.pause()
                         paused = True
-                    deadline = time.monotonic() + delay
-                    while time.monotonic() < deadline:
-                        self.source.wait_paused(min(0.2, max(0.0, deadline - time.monotonic())))
-                        if self.source.generation != generation:
-                            return False
-                        if self._stopping and attempt > 0:
-                            log.warning("stopping with an unwritten batch: left to the group")
-                            return False
+                    if not self._wait(delay, generation):
+                        self.stats.dropped_on_rebalance += 1
+                        log.warning(
+                            "batch not written (partitions revoked or stopping): left to the group"
+                        )
+                        return False
         finally:
             if paused and self.source.generation == generation:
                 self.source.resume()
-                log.info("store is back after %d failed attempt(s): consumption resumed", attempt)
+                log.info("writes work again after %d failed attempt(s): resumed", attempt)
+
+    def _wait(self, delay: float, generation: int) -> bool:
+        """Sleep ``delay`` s, keeping group membership; False if revoked or stopping meanwhile."""
+        deadline = time.monotonic() + delay
+        while time.monotonic() < deadline:
+            self.source.wait_paused(min(0.2, max(0.0, deadline - time.monotonic())))
+            if self.source.generation != generation or self._stopping:
+                return False
+        return True
+
+    def _write_once(self, table: pa.Table, letters: list[DeadLetter], batch: KafkaBatch) -> None:
+        self.committer.begin()
+        try:
+            self.committer.send(letters)  # acknowledged before anything is stored
+            self.store.write_call_history(table)
+            self.committer.commit(batch.next_offsets(), self.source.group_metadata())
+        except BaseException:
+            self.committer.abort()
+            raise
+
+    def _failure(self, exc: Exception, attempt: int) -> str:
+        """What failed, as a log line; raises :class:`RaterStoppedError` if retrying cannot help."""
+        if isinstance(exc, DeadLetterError):
+            if exc.permanent:
+                msg = f"{exc}: fix the dead-letter topic or the rater's rights, then restart"
+                raise RaterStoppedError(msg) from exc
+            return str(exc)
+        self.stats.store_failures += 1
+        self.metrics.write_errors.inc()
+        failure = examine_store_error(exc)
+        if failure.kind is StoreErrorKind.PERMANENT:
+            msg = f"call-history write failed: {failure.message}"
+            raise RaterStoppedError(msg) from exc
+        if not failure.recognised and attempt >= self.max_unrecognised_attempts:
+            msg = (
+                f"call-history write failed {attempt} times with an unrecognised error: "
+                f"{failure.message}"
+            )
+            raise RaterStoppedError(msg) from exc
+        return f"call-history write failed: {failure.message}"
 
     def _count(
         self, batch: KafkaBatch, rejected: pl.DataFrame, table: pa.Table, seconds: float

@@ -40,6 +40,9 @@ def reference_topic_specs(settings: Settings) -> list[TopicSpec]:
     return [TopicSpec(name, 1, dict(config)) for name in names]
 
 
+_DLQ_RECORD_BYTES = 2 * 1_048_576
+
+
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
     """The topics ``setup`` creates: CDRs, payments and reference data in, dead letters out."""
     return [
@@ -54,17 +57,27 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
                 "compression.type": "producer",
             },
         ),
+        # Dead-letter topics take records twice the size of the topics they serve, so every
+        # refused message fits whole with its reason (see pipeline.sinks.kafka_dlq).
         TopicSpec(
             settings.dlq_topic,
             max(1, settings.cdr_partitions // 2),
-            {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)},
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(30 * _DAY_MS),
+                "max.message.bytes": str(_DLQ_RECORD_BYTES),
+            },
         ),
         # Payments are kept (compacted by payment_id), so the payments table can be rebuilt.
         TopicSpec(settings.payments_topic, 3, {"cleanup.policy": "compact"}),
         TopicSpec(
             settings.payments_dlq_topic,
             1,
-            {"cleanup.policy": "delete", "retention.ms": str(30 * _DAY_MS)},
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(30 * _DAY_MS),
+                "max.message.bytes": str(_DLQ_RECORD_BYTES),
+            },
         ),
     ]
 
