@@ -2,7 +2,10 @@
 
 Each subcommand is a thin adapter: parse arguments, read the clock where a rated-at instant is
 needed, call the pipeline, print a summary. Errors the user can fix (bad reference data, a
-missing file) are printed without a traceback and exit with status 2.
+missing file) are printed without a traceback and exit with status 2. What the user typed is
+checked while parsing (counts, ports, RFC 3339 instants, a window whose --from is before its
+--to, paths that must exist, choices), so a bad value is refused in one line before anything
+is opened.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import math
 import os
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final, NoReturn
 
 import pyarrow.parquet as pq
 
@@ -29,12 +33,107 @@ _EPILOG = """
 Files: a plans folder holds plans.csv, decks/<plan_id>.csv, associations.csv and memberships.csv
 (see docs/reference-data.md). CDRs are JSONL, one cdr.v1 object per line.
 
-Exit status: 0 done; 2 refused input (the message names file, line, column and value).
+Exit status: 0 done; 2 refused input: an option's value, in one line naming the option and
+the value, or reference data, naming file, line, column and value.
 """
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+class _Parser(argparse.ArgumentParser):
+    """argparse, refusing bad input in one line on stderr (the usage is in --help)."""
+
+    def error(self, message: str) -> NoReturn:
+        """Print ``prog: error: message`` and exit 2."""
+        self.refuse(self.prog, message)
+
+    def refuse(self, prog: str, message: str) -> NoReturn:
+        """Exit 2 with one line saying what ``prog`` refused and where its help is."""
+        self.exit(2, f"{prog}: error: {message} (see {prog} --help)\n")
+
+
+def _whole_number(text: str, minimum: int, maximum: int | None = None, what: str = "") -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or value < minimum or (maximum is not None and value > maximum):
+        bound = f"from {minimum} to {maximum}" if maximum is not None else f"of {minimum} or more"
+        msg = f"{text!r} is not a {what or 'whole number'} {bound}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _positive_int(text: str) -> int:
+    """A count or size of at least 1."""
+    return _whole_number(text, 1)
+
+
+def _non_negative_int(text: str) -> int:
+    """A count that may be 0."""
+    return _whole_number(text, 0)
+
+
+def _port(text: str) -> int:
+    """A TCP port to listen on."""
+    return _whole_number(text, 1, 65_535, "port number")
+
+
+def _seconds(text: str) -> float:
+    """A duration in seconds, 0 or more."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value) or value < 0:
+        msg = f"{text!r} is not a number of seconds, 0 or more"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _instant(text: str) -> datetime:
+    """An RFC 3339 instant, as UTC."""
+    from pipeline.payments import _rfc3339
+
+    parsed = _rfc3339(text)
+    if parsed is None:
+        msg = f"{text!r} is not an RFC 3339 timestamp (like 2026-03-01T00:00:00Z)"
+        raise argparse.ArgumentTypeError(msg)
+    return parsed
+
+
+# Path arguments that must exist when the command starts: dest -> (option, folder or file).
+_EXISTING_PATHS: Final = {
+    "config": ("--config", "file"),
+    "plans": ("--plans", "folder"),
+    "cdrs": ("--cdrs", "file"),
+    "old": ("old", "folder"),
+    "new": ("new", "folder"),
+}
+
+
+def _refuse_after_parsing(parser: _Parser, args: argparse.Namespace) -> None:
+    """Refuse what argparse cannot check option by option: an empty window, a missing path.
+
+    Paths are checked here, not by argparse types, so that the parser still accepts a command
+    line written for another machine (a container's paths in docker-compose.yml).
+    """
+    words = [parser.prog, args.command, getattr(args, "decks_command", None)]
+    prog = " ".join(w for w in words if w)
+    start, end = getattr(args, "start", None), getattr(args, "end", None)
+    if start is not None and end is not None and start >= end:
+        start_text, end_text = (t.isoformat().replace("+00:00", "Z") for t in (start, end))
+        parser.refuse(prog, f"--from {start_text} is not before --to {end_text}")
+    for dest, (option, kind) in _EXISTING_PATHS.items():
+        path = getattr(args, dest, None)
+        if isinstance(path, Path) and not (path.is_dir() if kind == "folder" else path.is_file()):
+            shown = repr(str(path))
+            problem = f"{shown} is not a {kind}" if path.exists() else f"{kind} {shown} not found"
+            parser.refuse(prog, f"argument {option}: {problem}")
+
+
+def _parser() -> _Parser:
+    from pipeline.payments import KINDS
+
+    parser = _Parser(
         prog="vmgate-rating",
         description="Rate VMGate SIP CDRs against customer, client and reseller rate decks, "
         "exactly, and keep call history in ClickHouse.",
@@ -73,11 +172,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     rate.add_argument("--store", type=Path, help="also write call history to this embedded store")
     rate.add_argument(
-        "--batch-size", type=int, default=100_000, help="CDRs per batch (default 100000)"
+        "--batch-size", type=_positive_int, default=100_000, help="CDRs per batch (default 100000)"
     )
     rate.add_argument(
         "--jobs",
-        type=int,
+        type=_positive_int,
         default=1,
         help="processes rating parts of the file in parallel (default 1; each loads the "
         "plans folder, so memory grows with it); the outputs are the same",
@@ -107,7 +206,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     _kafka_options(setup)
     setup.add_argument("--store", type=Path, help="embedded store folder (default ./store)")
-    setup.add_argument("--replication-factor", type=int, default=1, help="for new topics (1)")
+    setup.add_argument(
+        "--replication-factor", type=_positive_int, default=1, help="for new topics (1)"
+    )
     setup.add_argument("--no-kafka", action="store_true", help="only apply the DDL")
 
     produce = commands.add_parser(
@@ -138,10 +239,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--store", type=Path, help="embedded store folder (default ./store)")
     run.add_argument("--group", help="consumer group (default raters or $VMGATE_GROUP)")
-    run.add_argument("--batch-size", type=int, help="max CDRs per batch (default 50000)")
+    run.add_argument("--batch-size", type=_positive_int, help="max CDRs per batch (default 50000)")
     run.add_argument(
         "--metrics-port",
-        type=int,
+        type=_port,
         help="serve Prometheus metrics on this port (/metrics); default: "
         "$VMGATE_METRICS_PORT, else none",
     )
@@ -152,7 +253,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument(
         "--exit-when-idle",
-        type=float,
+        type=_seconds,
         metavar="SECONDS",
         help="exit once no CDR arrived for this long (batch jobs, tests); default: run forever",
     )
@@ -183,9 +284,13 @@ def _parser() -> argparse.ArgumentParser:
     who.add_argument("--direct", action="store_true", help="only Direct sessions (no reseller)")
     history.add_argument("--tenant", help="only this tenant")
     history.add_argument("--customer", help="only this customer")
-    history.add_argument("--from", dest="start", help="start_time at or after (RFC 3339)")
-    history.add_argument("--to", dest="end", help="start_time before (RFC 3339)")
-    history.add_argument("--limit", type=int, default=100, help="at most this many rows (100)")
+    history.add_argument(
+        "--from", dest="start", type=_instant, help="start_time at or after (RFC 3339)"
+    )
+    history.add_argument("--to", dest="end", type=_instant, help="start_time before (RFC 3339)")
+    history.add_argument(
+        "--limit", type=_non_negative_int, default=100, help="at most this many rows (100)"
+    )
     _format_option(history)
 
     overview = commands.add_parser(
@@ -215,12 +320,13 @@ def _parser() -> argparse.ArgumentParser:
     payment.add_argument(
         "--kind",
         required=True,
-        help="customer_payment_in | client_payout_out | reseller_payout_out",
+        choices=list(KINDS),
+        help="payment in from a customer, or payout to a client or a reseller",
     )
     payment.add_argument("--account", required=True, help="customer, client or reseller id")
     payment.add_argument("--amount", required=True, help="positive decimal, e.g. 125.50")
     payment.add_argument("--currency", required=True, help="ISO 4217 code, e.g. EUR")
-    payment.add_argument("--recorded-at", help="RFC 3339 instant (default: now)")
+    payment.add_argument("--recorded-at", type=_instant, help="RFC 3339 instant (default: now)")
     payment.add_argument("--note", default="", help="free text")
 
     rerate = commands.add_parser(
@@ -234,8 +340,7 @@ def _parser() -> argparse.ArgumentParser:
     rerate.add_argument("--store", type=Path, default=Path("store"), help=store_help)
     rerate.add_argument("--plans", type=Path, required=True, help="corrected plans folder")
     rerate.add_argument("--tenant", required=True, help="tenant whose calls are re-rated")
-    rerate.add_argument("--from", dest="start", required=True, help="window start (RFC 3339)")
-    rerate.add_argument("--to", dest="end", required=True, help="window end, exclusive")
+    _window_options(rerate)
 
     _decks_parser(commands, store_help)
     from pipeline.schema_command import add_schema_parser
@@ -259,7 +364,7 @@ def _parser() -> argparse.ArgumentParser:
         "totals per leg and currency, owed to resellers, unrated by reason, rejected.",
     )
     demo.add_argument("--dir", type=Path, default=Path("demo-data"), help="where (./demo-data)")
-    demo.add_argument("--cdrs", type=int, default=50_000, help="how many CDRs (50000)")
+    demo.add_argument("--cdrs", type=_positive_int, default=50_000, help="how many CDRs (50000)")
     demo.add_argument("--seed", type=int, default=7, help="random seed (7)")
     return parser
 
@@ -308,8 +413,7 @@ def _decks_parser(commands: Any, store_help: str) -> None:
     )
     simulate.add_argument("--plans", type=Path, required=True, help="new plans folder")
     simulate.add_argument("--store", type=Path, default=Path("store"), help=store_help)
-    simulate.add_argument("--from", dest="start", required=True, help="window start (RFC 3339)")
-    simulate.add_argument("--to", dest="end", required=True, help="window end, exclusive")
+    _window_options(simulate)
     simulate.add_argument("--tenant", help="only this tenant (default: every tenant)")
     simulate.add_argument(
         "--by",
@@ -320,9 +424,20 @@ def _decks_parser(commands: Any, store_help: str) -> None:
     _format_option(simulate)
 
 
+def _window_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--from", dest="start", type=_instant, required=True, help="window start (RFC 3339)"
+    )
+    command.add_argument(
+        "--to", dest="end", type=_instant, required=True, help="window end, exclusive"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit status."""
-    args = _parser().parse_args(argv)
+    """Run the command line; return the exit status (2, in one line, for refused input)."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    _refuse_after_parsing(parser, args)
     from pipeline.logs import configure_logging
 
     configure_logging(args.log_format)
@@ -370,11 +485,6 @@ def _rate(args: argparse.Namespace) -> int:
     from pipeline.rating.reference import load_plans_folder
     from pipeline.sinks.embedded import EmbeddedStore
 
-    if not args.cdrs.exists():
-        raise FileNotFoundError(2, "CDR file not found", str(args.cdrs))
-    if args.jobs < 1:
-        msg = f"--jobs must be at least 1, got {args.jobs}"
-        raise ValueError(msg)
     reference = load_plans_folder(args.plans)  # validated here, before any worker starts
     about = (
         f"reference data {reference.version}: {reference.plan_count} plans, "
@@ -426,12 +536,8 @@ def _rate(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from pipeline.reports import export_call_history
 
-    settings = _settings(args)
-    if settings.clickhouse_url is None and not args.store.is_dir():
-        raise FileNotFoundError(2, "store folder not found", str(args.store))
-    store = _open_store(settings, args.store)
+    store = _with_store(args)
     try:
-        store.migrate()
         table = export_call_history(store)
     finally:
         store.close()
@@ -439,10 +545,6 @@ def _export(args: argparse.Namespace) -> int:
     pq.write_table(table, args.out, compression="zstd")
     print(f"exported {table.num_rows:,} call-history rows to {args.out}")
     return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())
 
 
 def _kafka_options(command: argparse.ArgumentParser) -> None:
@@ -501,8 +603,6 @@ def _produce(args: argparse.Namespace) -> int:
     from pipeline.sources.files import read_jsonl_batches
 
     settings = _settings(args)
-    if not args.cdrs.exists():
-        raise FileNotFoundError(2, "CDR file not found", str(args.cdrs))
     lines = (line for batch in read_jsonl_batches(args.cdrs, 10_000) for line in batch.lines)
     summary = publish(settings, lines, args.topic)
     print(
@@ -589,20 +689,10 @@ def _format_option(command: argparse.ArgumentParser) -> None:
     )
 
 
-def _instant(text: str, option: str) -> datetime:
-    from pipeline.payments import _rfc3339
-
-    parsed = _rfc3339(text)
-    if parsed is None:
-        msg = f"{option} {text!r} is not an RFC 3339 timestamp (like 2026-03-01T00:00:00Z)"
-        raise ValueError(msg)
-    return parsed
-
-
 def _with_store(args: argparse.Namespace) -> CallHistoryStore:
     settings = _settings(args)
     if settings.clickhouse_url is None and not args.store.is_dir():
-        raise FileNotFoundError(2, "store folder not found", str(args.store))
+        raise FileNotFoundError(2, "--store folder not found", str(args.store))
     store = _open_store(settings, args.store)
     store.migrate()
     return store
@@ -652,8 +742,8 @@ def _call_history(args: argparse.Namespace) -> int:
             direct=args.direct,
             tenant=args.tenant,
             customer=args.customer,
-            start=_instant(args.start, "--from") if args.start else None,
-            end=_instant(args.end, "--to") if args.end else None,
+            start=args.start,
+            end=args.end,
             limit=args.limit,
         )
     finally:
@@ -672,7 +762,7 @@ def _record_payment(args: argparse.Namespace) -> int:
         account_id=args.account,
         amount=args.amount,
         currency=args.currency,
-        recorded_at=args.recorded_at,
+        recorded_at=args.recorded_at.isoformat() if args.recorded_at else None,
         note=args.note,
     )
     settings = _settings(args)
@@ -700,12 +790,11 @@ def _rerate(args: argparse.Namespace) -> int:
     from pipeline.rating.reference import load_plans_folder
     from pipeline.rerate import rerate_window
 
-    start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
     reference = load_plans_folder(args.plans)
     store = _with_store(args)
     try:
         summary = rerate_window(
-            store, reference, args.tenant, start, end, progress=Progress("days")
+            store, reference, args.tenant, args.start, args.end, progress=Progress("days")
         )
     finally:
         store.close()
@@ -799,11 +888,10 @@ def _decks_simulate(args: argparse.Namespace) -> int:
     from pipeline.rating.reference import load_plans_folder
     from pipeline.reports import format_table, render
 
-    start, end = _instant(args.start, "--from"), _instant(args.end, "--to")
     reference = load_plans_folder(args.plans)
     store = _with_store(args)
     try:
-        result = simulate(store, reference, start, end, args.tenant, Progress("days"))
+        result = simulate(store, reference, args.start, args.end, args.tenant, Progress("days"))
     finally:
         store.close()
     dimensions = DIMENSIONS if args.by == "all" else (args.by,)
@@ -824,3 +912,7 @@ def _decks_simulate(args: argparse.Namespace) -> int:
             f"{result.changed_cdrs:,} would change (nothing written)"
         )
     return 0
+
+
+if __name__ == "__main__":  # pragma: no cover - after every helper it calls is defined
+    sys.exit(main())

@@ -106,18 +106,19 @@ def test_bad_reference_data_is_refused_with_file_and_line(
 
 def test_missing_cdr_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plans, _ = _files(tmp_path)
-    code = main(
-        [
-            "rate",
-            "--plans",
-            str(plans),
-            "--cdrs",
-            str(tmp_path / "nope.jsonl"),
-            "--out",
-            str(tmp_path / "o.parquet"),
-        ]
-    )
-    assert code == 2
+    with pytest.raises(SystemExit) as done:  # refused while parsing (tests/unit/test_cli_usage.py)
+        main(
+            [
+                "rate",
+                "--plans",
+                str(plans),
+                "--cdrs",
+                str(tmp_path / "nope.jsonl"),
+                "--out",
+                str(tmp_path / "o.parquet"),
+            ]
+        )
+    assert done.value.code == 2
     assert "nope.jsonl" in capsys.readouterr().err
 
 
