@@ -286,7 +286,9 @@ class Rater:
         finally:
             if paused and self.source.generation == generation:
                 self.source.resume()
-                log.info("writes work again after %d failed attempt(s): resumed", attempt)
+                log.info(
+                    "writes work again after %d failed attempt(s): consumption resumed", attempt
+                )
 
     def _wait(self, delay: float, generation: int) -> bool:
         """Sleep ``delay`` s, keeping group membership; False if revoked or stopping meanwhile."""
@@ -298,10 +300,18 @@ class Rater:
         return True
 
     def _write_once(self, table: pa.Table, letters: list[DeadLetter], batch: KafkaBatch) -> None:
-        self.committer.begin()
+        """One attempt: dead letters (acknowledged first), call history, then the offsets.
+
+        A batch without dead letters opens its transaction only after the store write, so a
+        rater killed while writing leaves no open transaction to hold back the group.
+        """
         try:
-            self.committer.send(letters)  # acknowledged before anything is stored
+            if letters:
+                self.committer.begin()
+                self.committer.send(letters)  # acknowledged before anything is stored
             self.store.write_call_history(table)
+            if not letters:
+                self.committer.begin()
             self.committer.commit(batch.next_offsets(), self.source.group_metadata())
         except BaseException:
             self.committer.abort()

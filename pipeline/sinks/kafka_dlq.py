@@ -161,11 +161,12 @@ class TransactionalCommitter:
             "linger.ms": 5,
             "compression.type": "lz4",
             "message.max.bytes": MAX_RECORD_BYTES,
-            # A batch's transaction spans producing its dead letters, one store write and the
-            # offset commit (a failed write aborts it before backing off). Kept short: a rater
-            # killed mid-transaction holds back read-committed readers of the dead-letter topic
-            # and its group's offsets until the broker aborts it.
-            "transaction.timeout.ms": 60_000,
+            # Short: a batch's transaction spans producing its dead letters, one store write
+            # (only when there are dead letters) and the offset commit; a failed write aborts it
+            # before backing off. A rater killed mid-transaction holds back read-committed
+            # readers of the dead-letter topic and its group's offsets until the broker aborts
+            # it, at most this long.
+            "transaction.timeout.ms": 15_000,
             **config,
             "transactional.id": f"{group_id}-{unique}",
         }
