@@ -66,25 +66,32 @@ class DeadLetter:
         The value is the original whole when it fits, else its first bytes with
         ``dlq.truncated: true``; the original's size and SHA-256 are always in the headers.
         """
+        budget = max_record_bytes - _FRAMING_BYTES
+        key, headers = self._key_and_headers(_MAX_KEY_BYTES, _MAX_DETAIL_CHARS)
+        if len(key or b"") + _header_bytes(headers) > budget // 2:  # a topic with a tiny limit
+            key, headers = self._key_and_headers(64, 100)
+        room = budget - len(key or b"") - _header_bytes(headers) - 32
+        value = self.value
+        if len(value) > room:
+            value = value[: max(room, 0)]
+            headers.append(("dlq.truncated", b"true"))
+        return value, key, headers
+
+    def _key_and_headers(self, max_key: int, max_detail: int) -> tuple[bytes | None, Headers]:
         key = self.key
         headers: Headers = [
             ("dlq.reason", self.reason[:_MAX_REASON_CHARS].encode()),
-            ("dlq.detail", self.detail[:_MAX_DETAIL_CHARS].encode()),
+            ("dlq.detail", self.detail[:max_detail].encode()),
             ("dlq.source.topic", self.topic.encode()),
             ("dlq.source.partition", str(self.partition).encode()),
             ("dlq.source.offset", str(self.offset).encode()),
             ("dlq.original.size", str(len(self.value)).encode()),
             ("dlq.original.sha256", hashlib.sha256(self.value).hexdigest().encode()),
         ]
-        if key is not None and len(key) > _MAX_KEY_BYTES:
+        if key is not None and len(key) > max_key:
             headers.append(("dlq.key.sha256", hashlib.sha256(key).hexdigest().encode()))
-            key = key[:_MAX_KEY_BYTES]
-        room = max_record_bytes - _FRAMING_BYTES - len(key or b"") - _header_bytes(headers) - 32
-        value = self.value
-        if len(value) > room:
-            value = value[: max(room, 0)]
-            headers.append(("dlq.truncated", b"true"))
-        return value, key, headers
+            key = key[:max_key]
+        return key, headers
 
 
 def _header_bytes(headers: Headers) -> int:
