@@ -24,6 +24,14 @@ KINDS = {
 }
 _AMOUNT = re.compile(r"^[0-9]+(\.[0-9]{1,6})?$")
 _MAX_AMOUNT = Decimal(10) ** 18
+_MAX_ID_CHARS = 256
+_MAX_NOTE_CHARS = 1000
+
+
+def _shown(value: object) -> str:
+    """A value as quoted in an error: its repr, cut to 64 characters."""
+    text = repr(value)
+    return text if len(text) <= 64 else f"{text[:64]}... ({len(text)} characters)"
 
 
 class PaymentError(ValueError):
@@ -66,37 +74,41 @@ class Payment:
         ):
             if not isinstance(value, str) or not value.strip():
                 problems.append(f"{name} is required")
+            elif len(value.strip()) > _MAX_ID_CHARS:
+                problems.append(f"{name} is longer than {_MAX_ID_CHARS} characters")
             else:
                 texts[name] = value.strip()
-        if kind not in KINDS:
-            problems.append(f"kind {kind!r} is not one of {', '.join(KINDS)}")
+        if not isinstance(kind, str) or kind not in KINDS:
+            problems.append(f"kind {_shown(kind)} is not one of {', '.join(KINDS)}")
         amount_text = amount if isinstance(amount, str) else None
         value = Decimal(0)
         if amount_text is None or not _AMOUNT.match(amount_text.strip()):
             problems.append(
-                f"amount {amount!r} is not a positive decimal with at most 6 decimal places "
-                "(as text, like 125.50)"
+                f"amount {_shown(amount)} is not a positive decimal with at most 6 decimal "
+                "places (as text, like 125.50)"
             )
         else:
             try:
                 value = Decimal(amount_text.strip())
             except InvalidOperation:  # pragma: no cover - the pattern rules it out
-                problems.append(f"amount {amount!r} is not a number")
+                problems.append(f"amount {_shown(amount)} is not a number")
             if value <= 0:
-                problems.append(f"amount {amount!r} must be greater than 0")
+                problems.append(f"amount {_shown(amount)} must be greater than 0")
             elif value >= _MAX_AMOUNT:
-                problems.append(f"amount {amount!r} is too large")
-        if currency not in ISO_4217:
-            problems.append(f"currency {currency!r} is not an ISO 4217 code")
+                problems.append(f"amount {_shown(amount)} is too large")
+        if not isinstance(currency, str) or currency not in ISO_4217:
+            problems.append(f"currency {_shown(currency)} is not an ISO 4217 code")
         when = datetime.now(UTC)
         if recorded_at is not None:
             parsed = _rfc3339(recorded_at)
             if parsed is None:
-                problems.append(f"recorded_at {recorded_at!r} is not an RFC 3339 timestamp")
+                problems.append(f"recorded_at {_shown(recorded_at)} is not an RFC 3339 timestamp")
             else:
                 when = parsed
         if not isinstance(note, str):
             problems.append("note must be text")
+        elif len(note) > _MAX_NOTE_CHARS:
+            problems.append(f"note is longer than {_MAX_NOTE_CHARS} characters")
         if problems:
             raise PaymentError("; ".join(problems))
         return cls(

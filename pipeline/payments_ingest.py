@@ -15,6 +15,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from pipeline.config import KafkaConfig
 from pipeline.payments import Payment, PaymentError, record_payment
+from pipeline.rating.decode import MAX_MESSAGE_BYTES, MAX_NESTING, nesting_depth
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.kafka_dlq import MAX_RECORD_BYTES, DeadLetter, topic_record_limit
 from pipeline.sources.kafka import group_caught_up
@@ -110,6 +111,12 @@ class PaymentsIngest:
 
     def _handle(self, value: bytes, key: bytes | None, partition: int, offset: int) -> None:
         try:
+            if len(value) > MAX_MESSAGE_BYTES:
+                msg = f"message of {len(value)} bytes, more than {MAX_MESSAGE_BYTES}"
+                raise PaymentError(msg)
+            if nesting_depth(value) > MAX_NESTING:
+                msg = f"JSON nested more than {MAX_NESTING} levels deep"
+                raise PaymentError(msg)
             data = json.loads(value)
             if not isinstance(data, dict):
                 msg = "a payments.v1 message must be a JSON object"

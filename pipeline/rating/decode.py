@@ -219,7 +219,7 @@ _OPEN = np.frombuffer(b"{[", dtype=np.uint8)
 _CLOSE = np.frombuffer(b"}]", dtype=np.uint8)
 
 
-def _nesting(message: bytes) -> int:
+def nesting_depth(message: bytes) -> int:
     """How deeply objects and arrays nest in ``message`` (brackets inside strings ignored)."""
     codes = np.frombuffer(_STRING_IN_JSON.sub(b"", message), dtype=np.uint8)
     steps = np.isin(codes, _OPEN).astype(np.int64) - np.isin(codes, _CLOSE).astype(np.int64)
@@ -254,7 +254,7 @@ def _exact_problem(message: bytes) -> tuple[str, str] | None:
         text = message.decode("utf-8")
     except UnicodeDecodeError as exc:
         return "not_json", f"not UTF-8: byte {exc.start} is {message[exc.start]:#04x}"
-    depth = _nesting(message)
+    depth = nesting_depth(message)
     if depth > MAX_NESTING:
         return "too_deep", f"nested {depth} levels deep, more than {MAX_NESTING}"
     objects: list[list[tuple[str, Any]]] = []

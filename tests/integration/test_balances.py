@@ -288,8 +288,11 @@ def test_bad_payments_are_refused_with_the_field_named(
         "--account",
         "a",
     ]
+    with pytest.raises(SystemExit) as refused:  # the command line refuses it before any store
+        main([*base, "--kind", "refund", "--amount", "1", "--currency", "EUR"])
+    assert refused.value.code == 2
+    assert "invalid choice: 'refund'" in capsys.readouterr().err
     cases = [
-        (["--kind", "refund", "--amount", "1", "--currency", "EUR"], "kind 'refund'"),
         (["--kind", "customer_payment_in", "--amount", "-1", "--currency", "EUR"], "amount '-1'"),
         (["--kind", "customer_payment_in", "--amount", "0", "--currency", "EUR"], "greater than 0"),
         (

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 
 import polars as pl
@@ -84,6 +85,15 @@ def test_hostile_messages_never_stop_the_rater(pipeline: Pipeline) -> None:
     )
     for key, value in hostile:
         producer.produce(pipeline.cdr_topic, key=key, value=value)
+    hostile_payments = [
+        b'{"payment_id": "x", "note": ' + b"[" * 2_000 + b"]" * 2_000 + b"}",
+        json.dumps(
+            {"payment_id": "y", "kind": ["reseller_payout_out"], "currency": ["EUR"]}
+        ).encode(),
+        b"\xff" * 900_000,
+    ]
+    for n, payment in enumerate(hostile_payments):
+        producer.produce(f"{pipeline.cdr_topic}-payments", key=f"bad-{n}".encode(), value=payment)
     assert producer.flush(60) == 0
     del producer
 
@@ -136,6 +146,12 @@ def test_hostile_messages_never_stop_the_rater(pipeline: Pipeline) -> None:
     assert reasons == offline_reasons
     big_key = [h for _, h in letters if "dlq.key.sha256" in h]
     assert len(big_key) == 1
+    payment_letters = _dead_letters(
+        replace(pipeline, dlq_topic=f"{pipeline.cdr_topic}-payments-dlq")
+    )
+    assert sorted(h["dlq.original.size"] for _, h in payment_letters) == sorted(
+        str(len(p)).encode() for p in hostile_payments
+    )
     # Nothing lost: every message is rated or a dead letter, once.
     assert history.height + len(letters) == len(lines) + len(hostile)
     assert _lag(pipeline) == 0

@@ -229,7 +229,7 @@ _FIELDS = sorted(cdr())
 
 @st.composite
 def _hostile_message(draw: st.DrawFn) -> bytes:
-    kind = draw(st.integers(0, 5))
+    kind = draw(st.integers(0, 6))
     if kind == 0:
         return draw(st.binary(max_size=300))
     if kind == 1:  # a CDR with some contract fields replaced by any JSON value
@@ -256,6 +256,11 @@ def _hostile_message(draw: st.DrawFn) -> bytes:
         for _ in range(draw(st.integers(1, 3))):
             data[draw(st.integers(0, len(data) - 1))] = draw(st.integers(0, 255))
         return bytes(data)
+    if kind == 5:  # a huge string in a contract field or an unknown one
+        field = draw(st.sampled_from([*_FIELDS, "extra"]))
+        size = draw(st.integers(200, 2 * MAX_MESSAGE_BYTES))
+        char = draw(st.sampled_from(["x", "9", " ", "{", "[", "\\", '"']))
+        return json.dumps(cdr(**{field: char * size})).encode()
     constant = draw(st.sampled_from(["NaN", "Infinity", "-Infinity", "1e999", "-0.0"]))
     return json.dumps(cdr()).encode().replace(b"60000", constant.encode())
 
