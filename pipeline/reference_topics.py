@@ -30,6 +30,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.json_bounds import nesting_depth
+
 CHUNK_BYTES = 512 * 1024  # well under the topics' 1 MiB message limit
 MANIFEST_PREFIX = b"manifest/"
 FORMAT = 1
@@ -100,10 +102,13 @@ class Manifest:
 
     @classmethod
     def from_bytes(cls, data: bytes) -> Manifest:
-        """Parse a manifest; :class:`ValueError` naming what is wrong."""
+        """Parse a manifest; :class:`ValueError` naming what is wrong (whatever ``data`` is)."""
+        if len(data) > _MAX_MANIFEST_BYTES or nesting_depth(data) > _MAX_MANIFEST_NESTING:
+            msg = f"manifest of {len(data)} bytes is too large or too deeply nested"
+            raise ValueError(msg)
         try:
             body: Any = json.loads(data)
-        except ValueError as exc:
+        except (ValueError, RecursionError) as exc:
             msg = f"manifest is not JSON: {exc}"
             raise ValueError(msg) from exc
         if not isinstance(body, dict) or body.get("format") != FORMAT:
@@ -123,6 +128,11 @@ class Manifest:
         except (KeyError, TypeError, AttributeError, ValueError) as exc:
             msg = f"manifest field missing or wrong: {exc}"
             raise ValueError(msg) from exc
+
+
+# A manifest lists a few files in a flat object: anything far larger or deeper is not one.
+_MAX_MANIFEST_BYTES = 1024 * 1024
+_MAX_MANIFEST_NESTING = 8
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,7 @@ import msgspec
 import numpy as np
 import polars as pl
 
+from pipeline.json_bounds import nesting_depth
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
 from pipeline.rating.timeparse import parse_rfc3339_series
 
@@ -214,16 +215,6 @@ def _utf8_or_none(message: bytes) -> str | None:
 
 
 _CONTRACT_FIELDS = frozenset((*STRING_FIELDS, *INTEGER_FIELDS))
-_STRING_IN_JSON = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
-_OPEN = np.frombuffer(b"{[", dtype=np.uint8)
-_CLOSE = np.frombuffer(b"}]", dtype=np.uint8)
-
-
-def nesting_depth(message: bytes) -> int:
-    """How deeply objects and arrays nest in ``message`` (brackets inside strings ignored)."""
-    codes = np.frombuffer(_STRING_IN_JSON.sub(b"", message), dtype=np.uint8)
-    steps = np.isin(codes, _OPEN).astype(np.int64) - np.isin(codes, _CLOSE).astype(np.int64)
-    return int(np.cumsum(steps).max(initial=0))
 
 
 def _no_constant(name: str) -> Any:

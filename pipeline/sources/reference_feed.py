@@ -234,6 +234,9 @@ class ReferenceWatcher:
         except ReferenceDataError as exc:
             self._refuse(manifest.version, str(exc))
             return False
+        except Exception as exc:  # whatever a publication holds, it never stops the watcher
+            self._refuse(manifest.version, f"could not be loaded: {type(exc).__name__}: {exc}")
+            return False
         finally:
             published.files.clear()
         if reference.version != manifest.version:
