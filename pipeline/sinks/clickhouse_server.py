@@ -310,7 +310,7 @@ class ServerStore(OpenedStore):
             fmt="ArrowStream",
             structure=moved_cdrs.IDS_STRUCTURE,
         )
-        sql = moved_cdrs.KNOWN_DAYS_SQL.substitute(ids="ids")
+        sql = moved_cdrs.KNOWN_DAYS_SQL.substitute({"ids": "ids", "in": "GLOBAL IN"})
         return _plain_types(self._connected.query_arrow(sql, external_data=external))
 
     def _insert(self, name: str, data: pa.Table) -> None:

@@ -79,8 +79,9 @@ class EmbeddedStore(OpenedStore):
         return moved_cdrs.repair(self.query, self._insert)
 
     def _known_days(self, ids: pa.Table) -> pa.Table:
-        sql = moved_cdrs.KNOWN_DAYS_SQL.substitute(ids="Python(ids)")  # chdb reads ``ids``
-        return self.query(sql)
+        # chdb's Python(ids) reads the local variable ``ids`` of this frame.
+        sql = moved_cdrs.KNOWN_DAYS_SQL.substitute({"ids": "Python(ids)", "in": "IN"})
+        return _arrow(self._engine.query(sql, "Arrow"))
 
     def _insert(self, name: str, data: pa.Table) -> None:
         if name not in _TABLES:
@@ -91,11 +92,15 @@ class EmbeddedStore(OpenedStore):
 
     def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> pa.Table:
         """Run a SELECT with bound parameters; the result as an Arrow table."""
-        result = self._engine.query(sql, "Arrow", params=_bound(parameters))
-        data = result.bytes()
-        if not data:
-            return pa.table({})
-        return pa.ipc.open_file(pa.py_buffer(data)).read_all()
+        return _arrow(self._engine.query(sql, "Arrow", params=_bound(parameters)))
+
+
+def _arrow(result: Any) -> pa.Table:
+    """A chdb result in the Arrow file format as a table (no columns for an empty answer)."""
+    data = result.bytes()
+    if not data:
+        return pa.table({})
+    return pa.ipc.open_file(pa.py_buffer(data)).read_all()
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})

@@ -83,7 +83,10 @@ _TOMBSTONE_COPIED = frozenset(
 # ``$ids`` is the table of the batch's ids: ``Python(ids)`` on the embedded engine, the
 # external table ``ids`` sent with the query on a server. cdr_days is read without FINAL:
 # the few rows per key are resolved in :func:`plan` (latest per day, a tombstone winning a tie,
-# which is what a merge keeps: the tombstone is always inserted after what it hides).
+# which is what a merge keeps: the tombstone is always inserted after what it hides). ``$in``
+# is ``GLOBAL IN`` on a server, which may be a cluster: cdr_days is then Distributed and the set
+# must be built where ``ids`` exists (the node the query came to) and sent to the shards; the
+# embedded engine uses a plain ``IN`` (GLOBAL costs it ~50 ms per 50,000 keys at 10M rows).
 KNOWN_DAYS_SQL = Template("""
 SELECT b.position AS position, b.key AS key, k.day AS day, k.rated_at AS rated_at,
        k.superseded AS superseded
@@ -92,23 +95,22 @@ LEFT JOIN
 (
     SELECT key, day, rated_at, superseded
     FROM cdr_days
-    WHERE key IN (SELECT cityHash64(tenant_id, cdr_id) FROM $ids)
+    WHERE key $in (SELECT cityHash64(tenant_id, cdr_id) FROM $ids)
 ) AS k ON b.key = k.key
 SETTINGS join_use_nulls = 1
 """)
 
 # The live days of keys with more than one (FINAL: each day's current row, tombstone or not).
+# The inner query is the safety net's cost: one pass over cdr_days (0.55 s at 10M rows here);
+# with no such key (the normal case) the outer read is pruned to nothing by the empty set.
+# GLOBAL IN: a subquery over a Distributed table inside a query over one is denied otherwise.
 CONFLICTS_SQL = """
 SELECT key, day, rated_at
-FROM
+FROM cdr_days FINAL
+WHERE NOT superseded AND key GLOBAL IN
 (
-    SELECT key, groupArray(day) AS days, groupArray(rated_at) AS versions
-    FROM cdr_days FINAL
-    WHERE NOT superseded
-    GROUP BY key
-    HAVING count() > 1
+    SELECT key FROM cdr_days FINAL WHERE NOT superseded GROUP BY key HAVING count() > 1
 )
-ARRAY JOIN days AS day, versions AS rated_at
 """
 # The current rows of some keys in some days, one per (CDR, day): FINAL within each partition.
 _VERSIONS_SQL = """
@@ -238,7 +240,9 @@ def plan(rows: pa.Table, known: pa.Table) -> WritePlan:
         .with_columns(pl.col("at") - 1)
         .sort("position", "day")
     )
-    kept_rows = rows.take(pa.array(kept.get_column("position").to_numpy()))
+    kept_positions = kept.get_column("position").to_numpy()
+    # Usually every row is kept: no copy of the batch then.
+    kept_rows = rows if kept.height == count else rows.take(pa.array(kept_positions))
     bumped = kept.get_column("at").to_numpy()
     if not np.array_equal(bumped, kept.get_column("new_at").to_numpy()):
         index = kept_rows.schema.get_field_index("rated_at")
@@ -253,7 +257,7 @@ def plan(rows: pa.Table, known: pa.Table) -> WritePlan:
             pa.array(
                 np.concatenate(
                     [
-                        key_of[kept.get_column("position").to_numpy()],
+                        key_of[kept_positions],
                         key_of[grave_positions.to_numpy()],
                     ]
                 ),
