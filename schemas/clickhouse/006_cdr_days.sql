@@ -1,5 +1,6 @@
 -- Corrected CDRs that move to another day (a cdr_id published again with another start_time).
 --
+-- (001 says a CDR's start_time never changes; a correction can change it.)
 -- call_history replaces versions only within a partition (a day of start_time), so a version
 -- in another day's partition stays current there, and everything that reads a partition on
 -- its own (the per-partition balance sums, a start_time window on servers before 26.3, a
