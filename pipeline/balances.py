@@ -7,6 +7,11 @@ the partitions that changed, so queries read almost everything pre-aggregated. R
 safe at any time and from several processes at once: sums are stored under the fingerprint of
 the data parts they were computed from, and marked usable only if the partition did not change
 while they were computed.
+
+Before storing sums, :func:`refresh_balances` writes the tombstones missing for CDRs live in two
+days (:meth:`~pipeline.sinks.contracts.CallHistoryStore.repair_moved_cdrs`): two raters writing
+two versions of one CDR at the same moment can both miss the other's, and a day's stored sums
+must not keep a version that another day replaced.
 """
 
 from __future__ import annotations
@@ -52,6 +57,7 @@ class RefreshSummary:
     stale: int  # partitions found changed
     stored: int  # partitions whose sums are now stored and usable
     raced: int  # partitions that changed again while being summed (left to the next refresh)
+    tombstones: int = 0  # missing tombstones written first (CDRs found live in two days)
 
 
 def refresh_balances(
@@ -59,6 +65,7 @@ def refresh_balances(
 ) -> RefreshSummary:
     """Store per-partition sums for every call-history partition that changed since last time."""
     at = (now or datetime.now(UTC)).strftime("%Y-%m-%d %H:%M:%S.%f")
+    tombstones = store.repair_moved_cdrs()
     stale = store.query(STALE_PARTITIONS_SQL).to_pylist()
     if progress is not None:
         progress.total = len(stale)
@@ -74,7 +81,7 @@ def refresh_balances(
             raced += 1
         if progress is not None:
             progress.update(done)
-    return RefreshSummary(stale=len(stale), stored=stored, raced=raced)
+    return RefreshSummary(stale=len(stale), stored=stored, raced=raced, tombstones=tombstones)
 
 
 def balances(

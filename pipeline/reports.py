@@ -1,7 +1,9 @@
 """Read-side SQL over call history, shared by the commands (export, demo report).
 
 Every query reads ``call_history FINAL`` so it sees exactly one row, the latest rating, per CDR,
-whatever re-deliveries or re-ratings inserted. Amounts are summed as Decimal.
+whatever re-deliveries or re-ratings inserted, and skips tombstones (``status = 'superseded'``,
+the rows that hide a corrected CDR's older version in its old day; see
+:mod:`pipeline.sinks.moved_cdrs`). Amounts are summed as Decimal.
 """
 
 from __future__ import annotations
@@ -19,13 +21,17 @@ from pipeline.sinks.contracts import CallHistoryStore
 
 _COLUMNS = ", ".join(f"`{name}`" for name in CALL_HISTORY_SCHEMA.names)
 
-EXPORT_SQL = f"SELECT {_COLUMNS} FROM call_history FINAL ORDER BY tenant_id, cdr_id"
+EXPORT_SQL = (
+    f"SELECT {_COLUMNS} FROM call_history FINAL WHERE status != 'superseded' "
+    "ORDER BY tenant_id, cdr_id"
+)
 
 SAMPLE_SQL = """
 SELECT cdr_id, start_time, customer_id, client_id, ifNull(reseller_id, 'Direct') AS reseller,
        callee, duration_ms, status, customer_amount, customer_currency, reseller_amount,
        reseller_currency
 FROM call_history FINAL
+WHERE status != 'superseded'
 ORDER BY start_time, cdr_id
 LIMIT {limit:UInt32}
 """
@@ -35,7 +41,7 @@ LEG_TOTALS_SQL = (
     + " UNION ALL ".join(
         f"""SELECT tenant_id, '{leg}' AS leg, {leg}_currency AS currency, count() AS calls,
        sum({leg}_amount) AS amount
-FROM call_history FINAL WHERE {leg}_amount IS NOT NULL
+FROM call_history FINAL WHERE {leg}_amount IS NOT NULL AND status != 'superseded'
 GROUP BY tenant_id, currency"""
         for leg in LEG_NAMES
     )
@@ -46,7 +52,7 @@ OWED_TO_RESELLERS_SQL = """
 SELECT tenant_id, reseller_id, reseller_currency AS currency, count() AS calls,
        sum(reseller_amount) AS owed
 FROM call_history FINAL
-WHERE reseller_amount IS NOT NULL
+WHERE reseller_amount IS NOT NULL AND status != 'superseded'
 GROUP BY tenant_id, reseller_id, currency
 ORDER BY tenant_id, reseller_id, currency
 """

@@ -4,7 +4,9 @@ The CDRs are read back from call history (every field rating needs is kept there
 the reseller the CDR itself carried, so membership is resolved again with the new data), rated
 by the same engine and written as new rows with a later ``rated_at``. Call history keeps the
 latest rating of each CDR, so every query and balance afterwards reflects only the new rating,
-and balances move by exactly the difference. Re-rating twice with the same data changes no
+and balances move by exactly the difference. Tombstones (the rows that hide a corrected CDR's
+older version in its old day) are never read back, so a window over that old day cannot bring
+the older version back. Re-rating twice with the same data changes no
 amount the second time.
 
 What wins when live rating and re-rating touch the same CDR at the same time: the later write
@@ -37,6 +39,7 @@ SELECT cdr_id, session_id, tenant_id, customer_id, client_id, cdr_reseller_id AS
        reseller_amount, reseller_currency
 FROM call_history FINAL
 WHERE ({tenant:String} = '' OR tenant_id = {tenant:String})
+  AND status != 'superseded'
   AND toDate(start_time) = {day:Date}
   AND start_time >= {start:DateTime64(6, 'UTC')}
   AND start_time < {end:DateTime64(6, 'UTC')}

@@ -44,8 +44,9 @@ ADMIN, RATER, ANALYST, RESELLER = (
 )
 # Tables holding rows of a tenant (a tenant_id column); every other table holds none.
 TENANT_TABLES = ("call_history", "payments", "balance_partitions")
-# Tables the raters write (the call history, payments and the balances pre-aggregation).
-RATER_WRITES = ("call_history", "payments", "balance_partitions", "balance_refreshes")
+# Tables the raters write (the call history, its key index, payments and the balances
+# pre-aggregation). cdr_days holds hashes of (tenant_id, cdr_id) and days, no tenant column.
+RATER_WRITES = ("call_history", "cdr_days", "payments", "balance_partitions", "balance_refreshes")
 # The call-history columns a reseller may read: those reseller_call_history reads.
 RESELLER_CALL_HISTORY_COLUMNS = (
     "cdr_id",
@@ -71,7 +72,7 @@ RESELLER_CALL_HISTORY_COLUMNS = (
     "reseller_currency",
 )
 RESELLER_VIEWS = ("reseller_call_history", "reseller_payouts", "reseller_balance")
-_VIEW_NAME = re.compile(r"^CREATE VIEW IF NOT EXISTS (\w+)\s")
+_VIEW_NAME = re.compile(r"^CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(\w+)\s")
 
 
 @dataclass(frozen=True)
@@ -147,12 +148,15 @@ class _Access:
         self.db = quote_name(request.database)
         self.on = ""
         self.sharded: set[str] = set()
-        self.views = [
-            m[1]
-            for migration in migrations
-            for s in migration.statements
-            if (m := _VIEW_NAME.match(s))
-        ]
+        # Each view once, though a later migration may replace it.
+        self.views = list(
+            dict.fromkeys(
+                m[1]
+                for migration in migrations
+                for s in migration.statements
+                if (m := _VIEW_NAME.match(s))
+            )
+        )
         if request.cluster is not None:
             self.on = f" ON CLUSTER {quote_name(check_cluster_name(request.cluster))}"
             layout = cluster_layout(request.database, migrations)

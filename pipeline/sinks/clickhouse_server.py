@@ -20,6 +20,7 @@ import pyarrow as pa
 
 from pipeline.config import Secret
 from pipeline.rating.columns import call_history_batch, plain_type
+from pipeline.sinks import moved_cdrs
 from pipeline.sinks.contracts import OpenedStore
 from pipeline.sinks.migrations import apply_migrations, quote_identifier
 
@@ -270,8 +271,11 @@ class ServerStore(OpenedStore):
         self._connected.command(sql, parameters=dict(parameters or {}))
 
     def migrate(self) -> list[str]:
-        """Apply the DDL files not yet recorded in ``schema_migrations``; return their names."""
-        return apply_migrations(self, self.database)
+        """Apply the DDL files not yet applied, then repair moved CDRs; return the files' names."""
+        applied = apply_migrations(self, self.database)
+        if applied:
+            moved_cdrs.repair_after_migration(self.query, self._insert, self.database)
+        return applied
 
     def write_call_history(self, table: pa.Table) -> None:
         """Insert rated rows; returns once the server acknowledged them, raises otherwise.
@@ -283,11 +287,34 @@ class ServerStore(OpenedStore):
         """
         if table.num_rows == 0:
             return
-        self._connected.insert_arrow(
-            "call_history",
-            call_history_batch(table),
-            settings={"wait_for_async_insert": 1},
+        moved_cdrs.write(call_history_batch(table), self._known_days, self._insert)
+
+    def repair_moved_cdrs(self) -> int:
+        """Write tombstones missing for CDRs live in two days (see :func:`moved_cdrs.repair`)."""
+        return moved_cdrs.repair(self.query, self._insert)
+
+    def _known_days(self, ids: pa.Table) -> pa.Table:
+        """Run the key lookup with the batch's ids sent as external data (a table ``ids``).
+
+        External data travels as a file in the POST body: a query parameter would be capped at
+        128 KiB by the server (``http_max_field_value_size``), a few thousand ids.
+        """
+        from clickhouse_connect.driver.external import ExternalData
+
+        sink = pa.BufferOutputStream()
+        with pa.ipc.new_stream(sink, ids.schema) as writer:
+            writer.write_table(ids)
+        external = ExternalData(
+            file_name="ids",
+            data=sink.getvalue().to_pybytes(),
+            fmt="ArrowStream",
+            structure=moved_cdrs.IDS_STRUCTURE,
         )
+        sql = moved_cdrs.KNOWN_DAYS_SQL.substitute({"ids": "ids", "in": "GLOBAL IN"})
+        return _plain_types(self._connected.query_arrow(sql, external_data=external))
+
+    def _insert(self, name: str, data: pa.Table) -> None:
+        self._connected.insert_arrow(name, data, settings={"wait_for_async_insert": 1})
 
     def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> pa.Table:
         """Run a SELECT with server-side bound parameters; the result as an Arrow table."""

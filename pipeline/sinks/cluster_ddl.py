@@ -4,17 +4,22 @@ The single-node DDL in ``schemas/clickhouse/*.sql`` is the only copy of the sche
 reads the same statements (:func:`pipeline.sinks.migrations.load_migrations`) and rewrites each
 one for a cluster named by the operator, every statement ``ON CLUSTER``:
 
-- **Sharded tables** (call history, payments): the data lives in ``<name>_local``, a
-  ``Replicated*MergeTree`` (ZooKeeper path with the ``{shard}`` macro, replica ``{replica}``;
-  same columns, ORDER BY, PARTITION BY and version column), and ``<name>`` becomes a
-  ``Distributed`` table over it. The sharding key hashes the table's dedup key
-  (``cityHash64(tenant_id, cdr_id)`` for call history), so every version of a CDR lands on the
-  same shard and ``FINAL`` on each shard keeps exactly one: the rendering refuses a sharding key
-  that is not made of ORDER BY columns.
+- **Sharded tables** (call history, payments, the key index ``cdr_days``): the data lives in
+  ``<name>_local``, a ``Replicated*MergeTree`` (ZooKeeper path with the ``{shard}`` macro,
+  replica ``{replica}``; same columns, ORDER BY, PARTITION BY and version column), and
+  ``<name>`` becomes a ``Distributed`` table over it. The sharding key hashes the table's dedup
+  key (``cityHash64(tenant_id, cdr_id)`` for call history), so every version of a CDR lands on
+  the same shard and ``FINAL`` on each shard keeps exactly one: the rendering refuses a sharding
+  key that is not made of ORDER BY columns. ``cdr_days.key`` already is that hash, so it is its
+  own sharding key: a CDR's key-index rows live on the shard that holds the CDR.
 - **Shard-local tables** (the balances pre-aggregation bookkeeping): replicated within a shard,
   not distributed. They describe the data parts of their own shard.
 - **Tables on every node** (``schema_migrations``): one replicated copy on every node, so the
   migration step of any rater sees what the cluster DDL applied.
+- **Data statements** (``INSERT INTO <sharded table> ... SELECT``, a migration's backfill): run
+  once, on the node the script is applied on, through the Distributed tables (which route each
+  row to its shard), with ``distributed_foreground_insert = 1`` so the rows are on their shards
+  when the statement returns and the next statement sees them.
 - **Views**: those that read data parts (``system.parts``, ``_partition_id``) or shard-local
   tables run per shard against the ``_local`` tables; ``rated_totals`` is computed per shard and
   summed over one replica of each shard (``cluster()``); every other view reads the Distributed
@@ -40,7 +45,11 @@ from pipeline.sinks.migrations import Migration, load_migrations, quote_identifi
 SHARDED_TABLES: dict[str, tuple[str, ...]] = {
     "call_history": ("tenant_id", "cdr_id"),
     "payments": ("tenant_id", "payment_id"),
+    "cdr_days": ("key",),
 }
+# Sharded tables whose key column already holds the hash the shard is chosen by: cdr_days.key
+# is cityHash64(tenant_id, cdr_id), so key % weights picks the shard of the CDR's call history.
+PRE_HASHED_KEYS: dict[str, str] = {"cdr_days": "key"}
 # Bookkeeping of the balances pre-aggregation: fingerprints of data parts and sums computed from
 # them. Parts exist per shard, so these tables do too (replicated between a shard's replicas).
 SHARD_LOCAL_TABLES = frozenset({"balance_partitions", "balance_refreshes"})
@@ -60,8 +69,13 @@ _CREATE_TABLE = re.compile(
     re.S,
 )
 _ORDER_BY = re.compile(r"ORDER BY\s+(?:\((?P<many>[^)]*)\)|(?P<one>\w+))")
-_CREATE_VIEW = re.compile(r"^(?P<head>CREATE VIEW IF NOT EXISTS (?P<name>\w+))\s+AS\b", re.S)
+_CREATE_VIEW = re.compile(
+    r"^(?P<head>CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(?P<name>\w+))\s+AS\b", re.S
+)
 _ALTER_TABLE = re.compile(r"^ALTER TABLE (?P<name>\w+)\s+(?P<rest>.*)$", re.S)
+_INSERT_SELECT = re.compile(
+    r"^INSERT INTO (?P<name>\w+)(?P<columns>\s*\([^)]*\))?\s+(?P<select>SELECT\b.*)$", re.S
+)
 
 
 class ClusterDdlError(ValueError):
@@ -140,6 +154,8 @@ def merge_select(name: str, source: str) -> str:
 
 def sharding_key(table: str) -> str:
     """The Distributed sharding key expression of a sharded table."""
+    if table in PRE_HASHED_KEYS:
+        return PRE_HASHED_KEYS[table]
     return f"cityHash64({', '.join(SHARDED_TABLES[table])})"
 
 
@@ -206,6 +222,12 @@ class _Renderer:
             name, rest = match["name"], match["rest"]
             names = [f"{name}_local", name] if self.tables.get(name) == "sharded" else [name]
             return [f"ALTER TABLE {n} {self.on_cluster} {rest}" for n in names]
+        if (match := _INSERT_SELECT.match(sql)) and self.tables.get(match["name"]) == "sharded":
+            columns = match["columns"] or ""
+            return [
+                f"INSERT INTO {match['name']}{columns}\n"
+                f"SETTINGS distributed_foreground_insert = 1\n{match['select']}"
+            ]
         first = sql.splitlines()[0]
         msg = f"cannot render this statement for a cluster (add a rule in cluster_ddl.py): {first}"
         raise ClusterDdlError(msg)

@@ -26,7 +26,15 @@ class CallHistoryStore(Protocol):
         ...
 
     def write_call_history(self, table: pa.Table) -> None:
-        """Insert rated rows (the call-history schema); raise if the write was not acknowledged."""
+        """Insert rated rows (the call-history schema); raise if the write was not acknowledged.
+
+        Within the batch the last row of a CDR wins; a CDR whose start day changed gets a
+        tombstone in its old day (see :mod:`pipeline.sinks.moved_cdrs`).
+        """
+        ...
+
+    def repair_moved_cdrs(self) -> int:
+        """Write the tombstones missing for CDRs live in two days; return how many."""
         ...
 
     def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> pa.Table:

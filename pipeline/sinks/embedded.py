@@ -14,12 +14,13 @@ from typing import Any, Self
 
 import pyarrow as pa
 
-from pipeline.rating.columns import CALL_HISTORY_SCHEMA, call_history_batch
+from pipeline.rating.columns import call_history_batch
+from pipeline.sinks import moved_cdrs
 from pipeline.sinks.contracts import OpenedStore
 from pipeline.sinks.migrations import apply_migrations, quote_identifier
 
 DEFAULT_DATABASE = "vmgate"
-_COLUMN_LIST = ", ".join(f"`{name}`" for name in CALL_HISTORY_SCHEMA.names)
+_TABLES = frozenset({"call_history", "cdr_days"})  # what _insert writes
 
 
 class EmbeddedStore(OpenedStore):
@@ -61,28 +62,51 @@ class EmbeddedStore(OpenedStore):
         self._engine.query(sql, "CSV", params=_bound(parameters))
 
     def migrate(self) -> list[str]:
-        """Apply the DDL files not yet recorded in ``schema_migrations``; return their names."""
-        return apply_migrations(self, self.database)
+        """Apply the DDL files not yet applied, then repair moved CDRs; return the files' names."""
+        applied = apply_migrations(self, self.database)
+        if applied:
+            moved_cdrs.repair_after_migration(self.query, self._insert, self.database)
+        return applied
 
     def write_call_history(self, table: pa.Table) -> None:
-        """Insert rated rows; returns when the engine has written them."""
+        """Insert rated rows (and tombstones for CDRs that moved day); returns once written."""
         if table.num_rows == 0:
             return
-        batch = call_history_batch(table)  # noqa: F841 (read by chdb's Python())
-        self._engine.query(
-            f"INSERT INTO call_history ({_COLUMN_LIST}) SELECT {_COLUMN_LIST} FROM Python(batch)"
-        )
+        moved_cdrs.write(call_history_batch(table), self._known_days, self._insert)
+
+    def repair_moved_cdrs(self) -> int:
+        """Write tombstones missing for CDRs live in two days (see :func:`moved_cdrs.repair`)."""
+        return moved_cdrs.repair(self.query, self._insert)
+
+    def _known_days(self, ids: pa.Table) -> pa.Table:
+        # chdb's Python(ids) reads the local variable ``ids`` of this frame.
+        sql = moved_cdrs.KNOWN_DAYS_SQL.substitute({"ids": "Python(ids)", "in": "IN"})
+        return _arrow(self._engine.query(sql, "Arrow"))
+
+    def _insert(self, name: str, data: pa.Table) -> None:
+        if name not in _TABLES:
+            msg = f"not a table this store inserts into: {name!r}"
+            raise ValueError(msg)
+        columns = ", ".join(f"`{column}`" for column in data.column_names)
+        self._engine.query(f"INSERT INTO {name} ({columns}) SELECT {columns} FROM Python(data)")
 
     def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> pa.Table:
         """Run a SELECT with bound parameters; the result as an Arrow table."""
-        result = self._engine.query(sql, "Arrow", params=_bound(parameters))
-        data = result.bytes()
-        if not data:
-            return pa.table({})
-        return pa.ipc.open_file(pa.py_buffer(data)).read_all()
+        return _arrow(self._engine.query(sql, "Arrow", params=_bound(parameters)))
+
+
+def _arrow(result: Any) -> pa.Table:
+    """A chdb result in the Arrow file format as a table (no columns for an empty answer)."""
+    data = result.bytes()
+    if not data:
+        return pa.table({})
+    return pa.ipc.open_file(pa.py_buffer(data)).read_all()
 
 
 _ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"})
+_QUOTED = str.maketrans(
+    {"\\": "\\\\", "'": "\\'", "\t": "\\t", "\n": "\\n", "\r": "\\r", "\0": "\\0"}
+)
 
 
 def _bound(parameters: Mapping[str, object] | None) -> dict[str, str]:
@@ -102,6 +126,19 @@ def _bound(parameters: Mapping[str, object] | None) -> dict[str, str]:
             out[name] = value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
         elif isinstance(value, str):
             out[name] = value.translate(_ESCAPES)
+        elif isinstance(value, list | tuple):
+            out[name] = f"[{', '.join(_literal(item) for item in value)}]"
         else:
             out[name] = str(value)
     return out
+
+
+def _literal(value: object) -> str:
+    """An array element as ClickHouse parses it in a parameter: a quoted string, NULL, a number."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return f"'{str(value).translate(_QUOTED)}'"

@@ -416,3 +416,38 @@ def test_concurrent_clients_are_served(server: ChdbHttpServer, database: str) ->
         disconnect(check)
     assert count == 4 * 500
     assert total == Decimal("0.002000")
+
+
+def test_external_data_is_a_table_of_the_query(server: ChdbHttpServer, client: Any) -> None:
+    from clickhouse_connect.driver.external import ExternalData
+
+    ids = pa.table({"n": pa.array([3, 1, 2], pa.uint32()), "s": ["c", "a'", "b\tx"]})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, ids.schema) as writer:
+        writer.write_table(ids)
+    arrow = ExternalData(
+        file_name="ids",
+        data=sink.getvalue().to_pybytes(),
+        fmt="ArrowStream",
+        structure="n UInt32, s String",
+    )
+    arrow.add_file(file_name="more", data=b"7\tx\n8\ty\n", types="UInt8,String")
+    result = client.query_arrow(
+        "SELECT n, s, (SELECT sum(_1) FROM more) AS m FROM ids WHERE n IN (1, 2, 3) ORDER BY n",
+        external_data=arrow,
+    )
+    assert result.column("n").to_pylist() == [1, 2, 3]
+    assert [v.decode() if isinstance(v, bytes) else v for v in result.column("s").to_pylist()] == [
+        "a'",
+        "b\tx",
+        "c",
+    ]
+    assert set(result.column("m").to_pylist()) == {15}
+    request = server.requests[-1]
+    assert "ids_structure" not in request.ignored_params
+    # The tables lived for that query only.
+    with pytest.raises(DatabaseError, match="UNKNOWN_TABLE"):
+        client.query("SELECT * FROM ids")
+    missing = ExternalData(file_name="bare", data=b"1\n")
+    with pytest.raises(DatabaseError, match="BAD_ARGUMENTS"):
+        client.query("SELECT * FROM bare", external_data=missing)

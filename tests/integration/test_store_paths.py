@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import TypeVar
@@ -340,6 +340,21 @@ def test_a_mistyped_batch_is_refused_not_converted(
         pytest.param("SELECT {v:String} AS v", {"v": "\\N"}, "\\N", id="backslash-N-text"),
         pytest.param(
             "SELECT {v:String} AS v", {"v": "line\nbreak\r"}, "line\nbreak\r", id="newline"
+        ),
+        pytest.param(
+            "SELECT {v:Array(String)} AS v",
+            {"v": ["plain", "quo'te", "back\\slash", "tab\tnew\nline", ""]},
+            ["plain", "quo'te", "back\\slash", "tab\tnew\nline", ""],
+            id="array-of-strings",
+        ),
+        pytest.param(
+            "SELECT {v:Array(UInt64)} AS v", {"v": [0, 2**64 - 1]}, [0, 2**64 - 1], id="uint64s"
+        ),
+        pytest.param(
+            "SELECT {v:Array(Date)} AS v",
+            {"v": ["2026-03-01", "2026-12-31"]},
+            [date(2026, 3, 1), date(2026, 12, 31)],
+            id="array-of-dates",
         ),
     ],
 )

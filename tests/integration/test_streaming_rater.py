@@ -20,7 +20,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -412,3 +412,141 @@ def test_sigterm_finishes_the_batch_in_flight_and_exits_cleanly(
     _wait(final, pipeline, "final")
     history = _export_from_server(clickhouse, database)
     _assert_exact(pipeline, history, cdrs, malformed)
+
+
+def _sums(history: pl.DataFrame) -> dict[tuple[str, str, str, str], Decimal]:
+    """Rated amounts per tenant, scope, account and currency, summed from current rows."""
+    out: dict[tuple[str, str, str, str], Decimal] = {}
+    account = {"customer": "customer_id", "client": "client_id", "reseller": "reseller_id"}
+    for row in history.to_dicts():
+        for leg in ("customer", "client", "reseller"):
+            if row[f"{leg}_amount"] is not None:
+                key = (row["tenant_id"], leg, row[account[leg]] or "", row[f"{leg}_currency"])
+                out[key] = out.get(key, Decimal(0)) + row[f"{leg}_amount"]
+    return out
+
+
+def _stored(pipeline: Pipeline) -> tuple[dict[tuple[str, str, str, str], Decimal], list[Any]]:
+    """``balances`` and ``billing-overview`` as the commands print them (each refreshes first)."""
+    balances = json.loads(pipeline.cli("balances", "--format", "json").stdout)
+    overview = json.loads(pipeline.cli("billing-overview", "--format", "json").stdout)
+    assert all(Decimal(b["payments"]) == 0 for b in balances)
+    return {
+        (b["tenant_id"], b["scope"], b["account_id"], b["currency"]): Decimal(b["amount"])
+        for b in balances
+    }, overview
+
+
+def _overview_of(sums: dict[tuple[str, str, str, str], Decimal]) -> list[dict[str, str]]:
+    totals: dict[tuple[str, str], dict[str, Decimal]] = {}
+    for (tenant, scope, _, currency), amount in sums.items():
+        row = totals.setdefault(
+            (tenant, currency),
+            {"customer": Decimal(0), "client": Decimal(0), "reseller": Decimal(0)},
+        )
+        row[scope] += amount
+    six = Decimal("0.000001")
+    return [
+        {
+            "tenant_id": tenant,
+            "currency": currency,
+            "customer_total": str(row["customer"].quantize(six)),
+            "customer_payments": "0.000000",
+            "client_total": str(row["client"].quantize(six)),
+            "client_payouts": "0.000000",
+            "reseller_total": str(row["reseller"].quantize(six)),
+            "reseller_payouts": "0.000000",
+            "owed_to_resellers": str(row["reseller"].quantize(six)),
+        }
+        for (tenant, currency), row in sorted(totals.items())
+    ]
+
+
+def _assert_balances_follow_history(pipeline: Pipeline, history: pl.DataFrame) -> None:
+    want = _sums(history)
+    stored, overview = _stored(pipeline)
+    assert stored == want
+    assert overview == _overview_of(want)
+
+
+def _rfc3339(value: datetime | None) -> str | None:
+    return None if value is None else value.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def test_corrected_cdrs_published_on_other_days_move_the_balances(
+    pipeline: Pipeline, clickhouse: ChdbHttpServer
+) -> None:
+    """Issue 11 item 3 end to end: corrections with another start day, month or customer."""
+    database = f"it_{uuid.uuid4().hex[:10]}"
+    pipeline.clickhouse_url = f"{clickhouse.url}/{database}"
+    cdrs, _, malformed_lines = _network(pipeline, 3_000, seed=26)
+    pipeline.cli("setup")
+    pipeline.cli("produce", "--cdrs", str(cdrs))
+    first = pipeline.start_rater("--batch-size", "400", "--exit-when-idle", "4", log_name="first")
+    _wait(first, pipeline, "first")
+    before = _export_from_server(clickhouse, database)
+    _assert_balances_follow_history(pipeline, before)  # and every day is pre-aggregated now
+
+    # Several hundred corrections: the same cdr_id with another start day (1 to 5 days later),
+    # another month (31 days later), some with another customer of the same tenant.
+    lines = cdrs.read_text().splitlines()
+    records = [
+        json.loads(line) for n, line in enumerate(lines, start=1) if n not in malformed_lines
+    ]
+    current = {row["cdr_id"]: row for row in before.to_dicts()}
+    customers: dict[str, list[str]] = {}
+    for record in records:
+        customers.setdefault(record["tenant_id"], [])
+        if record["customer_id"] not in customers[record["tenant_id"]]:
+            customers[record["tenant_id"]].append(record["customer_id"])
+    corrections = []
+    moved: dict[str, datetime] = {}
+    for n, record in enumerate(records[::7][:400]):
+        row = current[record["cdr_id"]]
+        shift = timedelta(days=31 if n % 3 == 0 else 1 + n % 5)
+        fixed = dict(record)
+        fixed["start_time"] = _rfc3339(row["start_time"] + shift)
+        fixed["answer_time"] = _rfc3339(row["answer_time"] and row["answer_time"] + shift)
+        fixed["end_time"] = _rfc3339(row["end_time"] + shift)
+        if n % 4 == 1:
+            others = customers[record["tenant_id"]]
+            fixed["customer_id"] = others[(others.index(record["customer_id"]) + 1) % len(others)]
+        corrections.append(json.dumps(fixed))
+        moved[record["cdr_id"]] = row["start_time"] + shift
+    fixes = pipeline.root / "corrections.jsonl"
+    fixes.write_text("\n".join(corrections) + "\n")
+    pipeline.cli("produce", "--cdrs", str(fixes))
+    second = pipeline.start_rater("--batch-size", "400", "--exit-when-idle", "4", log_name="second")
+    _wait(second, pipeline, "second")
+
+    after = _export_from_server(clickhouse, database)
+    assert after["cdr_id"].n_unique() == after.height == before.height
+    by_id = {row["cdr_id"]: row for row in after.to_dicts()}
+    for cdr_id, start in moved.items():
+        assert by_id[cdr_id]["start_time"] == start, cdr_id
+    changed_currency = [
+        cdr_id
+        for cdr_id in moved
+        if by_id[cdr_id]["customer_currency"] != current[cdr_id]["customer_currency"]
+        and by_id[cdr_id]["customer_currency"] is not None
+        and current[cdr_id]["customer_currency"] is not None
+    ]
+    assert changed_currency, "no correction moved a CDR to a customer in another currency"
+    assert before.filter(pl.col("cdr_id").is_in(list(moved))).height == len(moved)
+    _assert_balances_follow_history(pipeline, after)
+    assert _sums(after) != _sums(before)
+    # The old days' rows hide behind tombstones: a window over each old day lists none of them.
+    client = clickhouse_connect.get_client(host=clickhouse.host, port=clickhouse.port)
+    try:
+        for cdr_id in list(moved)[:40]:
+            old = current[cdr_id]["start_time"]
+            day = old.replace(hour=0, minute=0, second=0, microsecond=0)
+            shown = client.query(
+                f"SELECT count() FROM {database}.call_history_current WHERE cdr_id = %(id)s "
+                "AND start_time >= %(a)s AND start_time < %(b)s",
+                parameters={"id": cdr_id, "a": day, "b": day + timedelta(days=1)},
+                settings={"defer_partition_pruning_after_final": 0},
+            )
+            assert shown.result_rows[0][0] == 0, cdr_id
+    finally:
+        client.close()

@@ -16,6 +16,11 @@ requests; ``ChdbHttpServer.requests`` keeps that record for tests):
   both (ClickHouse's rule: the ``query`` parameter, a line break, then the body), or from a
   ``multipart/form-data`` body (fields ``query`` and ``param_*``; clickhouse-connect switches
   to it for long bound parameters or ``form_encode_query_params=True``).
+- External data: each file part of a ``multipart/form-data`` body is a table for the one
+  query, named by the part's ``name``, read in ``<name>_format`` (default TabSeparated) with
+  ``<name>_structure`` (``x UInt32, s String``) or ``<name>_types`` (columns ``_1, _2, ...``),
+  ClickHouse's parameters. The table is a temporary table of the engine session, created and
+  filled by the engine's own INSERT before the query and dropped after it.
 - ``database`` becomes the current database (``USE``) for the request; absent, ``default``.
 - ``param_<name>`` values are passed to the engine as query parameters, so server-side
   binding (``{name:Type}``) is done by the engine itself.
@@ -60,9 +65,9 @@ Known gaps (real ClickHouse differs):
   ``result_rows``.
 - ``client_protocol_version`` is ignored, so clickhouse-connect's probe falls back to protocol
   version 0 (no block info in Native results).
-- Not supported (answered with ``NOT_IMPLEMENTED``): external data (file parts of a form),
-  ClickHouse's own block compression (``compress=1``/``decompress=1``), ``br``/``xz``/
-  ``snappy``/``bz2`` request bodies. ``br`` and the like in ``Accept-Encoding`` are ignored.
+- Not supported (answered with ``NOT_IMPLEMENTED``): ClickHouse's own block compression
+  (``compress=1``/``decompress=1``), ``br``/``xz``/``snappy``/``bz2`` request bodies. ``br``
+  and the like in ``Accept-Encoding`` are ignored.
 - Finding ``FORMAT`` and the statement kind uses a small lexer (quotes, comments, nesting),
   not ClickHouse's parser; exotic statements may get the wrong ``X-ClickHouse-Format``.
 """
@@ -418,22 +423,55 @@ def _choose_encoding(accept_encoding: str) -> str | None:
     return None
 
 
-def _parse_form(content_type: str, body: bytes) -> dict[str, str]:
+def _parse_form(content_type: str, body: bytes) -> tuple[dict[str, str], dict[str, bytes]]:
+    """The text fields and the files (external data, by table name) of a multipart body."""
     head = f"Content-Type: {content_type}\r\nMIME-Version: 1.0\r\n\r\n".encode("latin-1")
     message = BytesParser(policy=HTTP).parsebytes(head + body)
     fields: dict[str, str] = {}
+    files: dict[str, bytes] = {}
     for part in message.walk():
         if part.is_multipart():
             continue
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str):
             continue
-        if part.get_filename() is not None:
-            text = f"external data (form file {name!r}) is not supported by the test server"
-            raise _ClickHouseError.own(_NOT_IMPLEMENTED, text)
         payload = part.get_payload(decode=True)
+        if part.get_filename() is not None:
+            files[name] = payload if isinstance(payload, bytes) else str(payload).encode()
+            continue
         fields[name] = payload.decode("utf-8") if isinstance(payload, bytes) else str(payload)
-    return fields
+    return fields, files
+
+
+@dataclass(frozen=True)
+class _ExternalTable:
+    """One external-data table of a request: its name, structure, format and bytes."""
+
+    name: str
+    structure: str
+    format: str
+    data: bytes
+
+
+def _external_tables(params: Mapping[str, str], files: Mapping[str, bytes]) -> list[_ExternalTable]:
+    tables = []
+    for name, data in files.items():
+        if not _NAME_RE.match(name):
+            raise _ClickHouseError.own(_BAD_ARGUMENTS, f"bad external table name {name!r}")
+        structure = params.get(f"{name}_structure")
+        if structure is None:
+            types = params.get(f"{name}_types")
+            if types is None:
+                text = f"Neither structure nor types were given for external table {name}"
+                raise _ClickHouseError.own(_BAD_ARGUMENTS, f"{text}. (BAD_ARGUMENTS)")
+            structure = ", ".join(
+                f"_{n} {kind.strip()}" for n, kind in enumerate(types.split(","), start=1)
+            )
+        fmt = params.get(f"{name}_format") or "TabSeparated"
+        if not _NAME_RE.match(fmt):
+            raise _ClickHouseError.own(_UNKNOWN_FORMAT, f"Unknown format {fmt}. (UNKNOWN_FORMAT)")
+        tables.append(_ExternalTable(name, structure, fmt, data))
+    return tables
 
 
 class _Server(ThreadingHTTPServer):
@@ -658,8 +696,10 @@ class ChdbHttpServer:
                     raise _ClickHouseError.own(_NOT_IMPLEMENTED, text)
                 data = _decompress(body, headers.get("content-encoding", ""))
                 content_type = headers.get("content-type", "")
+                files: dict[str, bytes] = {}
                 if content_type.lower().startswith("multipart/form-data"):
-                    params = {**params, **_parse_form(content_type, data)}
+                    fields, files = _parse_form(content_type, data)
+                    params = {**params, **fields}
                     data = b""
                 query = params.get("query", "")
                 statement = (query.encode() + b"\n" + data) if query else data
@@ -675,7 +715,8 @@ class ChdbHttpServer:
                     )
                     if _truthy(compress_on):
                         encoding = _choose_encoding(headers.get("accept-encoding", ""))
-                    reply = self._run(statement, params, applied, ignored)
+                    external = _external_tables(params, files)
+                    reply = self._run(statement, params, applied, ignored, external)
         except _ClickHouseError as exc:
             reply = self._error_reply(exc)
         except Exception as exc:  # a bug here must still reach the client as an error
@@ -715,12 +756,14 @@ class ChdbHttpServer:
         )
 
     def _split_params(
-        self, params: Mapping[str, str], ignored: list[str]
+        self, params: Mapping[str, str], ignored: list[str], external: frozenset[str]
     ) -> tuple[dict[str, str], dict[str, str]]:
         """Split URL parameters into bound query parameters and engine settings."""
         bound: dict[str, str] = {}
         settings: dict[str, str] = {}
         for name, value in params.items():
+            if name in external:
+                continue  # read by _external_tables
             if name.startswith("param_"):
                 bound[name[len("param_") :]] = value
             elif name in _PROTOCOL_PARAMS or name in _HTTP_ONLY_SETTINGS:
@@ -738,8 +781,14 @@ class ChdbHttpServer:
         params: Mapping[str, str],
         applied: list[str],
         ignored: list[str],
+        external: list[_ExternalTable],
     ) -> _Reply:
-        bound, settings = self._split_params(params, ignored)
+        described = frozenset(
+            f"{table.name}_{what}"
+            for table in external
+            for what in ("structure", "types", "format")
+        )
+        bound, settings = self._split_params(params, ignored, described)
         scanned = _scan(text)
         database = params.get("database") or "default"
         default_format = params.get("default_format") or "TabSeparated"
@@ -756,17 +805,40 @@ class ChdbHttpServer:
                     )
                     self._session.query(f"SET {assignments}", "TabSeparated")
                     applied.extend(settings)
+                for table in external:
+                    self._create_external(table)
                 if scanned.kind == "INSERT" and scanned.format_name is not None:
                     return self._insert(text, scanned, timezone, started)
                 return self._query(text, scanned, bound, default_format, timezone, started)
             except RuntimeError as exc:  # chdb raises ChdbError / RuntimeError
                 raise _ClickHouseError.from_engine(exc) from exc
             finally:
+                for table in external:
+                    with contextlib.suppress(RuntimeError):
+                        self._session.query(
+                            f"DROP TEMPORARY TABLE IF EXISTS {_quote_identifier(table.name)}",
+                            "TabSeparated",
+                        )
                 if applied:
                     reset = ", ".join(f"{k} = DEFAULT" for k in applied)
                     # A failing reset must not hide the query's own outcome.
                     with contextlib.suppress(RuntimeError):
                         self._session.query(f"SET {reset}", "TabSeparated")
+
+    def _create_external(self, table: _ExternalTable) -> None:
+        """The external table as a temporary table of the session, filled by the engine."""
+        name = _quote_identifier(table.name)
+        self._session.query(f"DROP TEMPORARY TABLE IF EXISTS {name}", "TabSeparated")
+        self._session.query(
+            f"CREATE TEMPORARY TABLE {name} ({table.structure}) ENGINE = Memory", "TabSeparated"
+        )
+        inserter = self._session.send_insert(f"INSERT INTO {name}", table.format)
+        try:
+            inserter.append(table.data)
+            inserter.finish()
+        except BaseException:
+            inserter.cancel()
+            raise
 
     @staticmethod
     def _summary(
