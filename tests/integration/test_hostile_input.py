@@ -10,6 +10,8 @@ import hashlib
 import json
 from collections import Counter
 from dataclasses import replace
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
@@ -27,6 +29,8 @@ from tests.integration.test_streaming_rater import (
     _dead_letters,
     _lag,
     _network,
+    _overview_of,
+    _sums,
     _wait,
     pipeline,
 )
@@ -155,6 +159,49 @@ def test_hostile_messages_never_stop_the_rater(pipeline: Pipeline) -> None:
     # Nothing lost: every message is rated or a dead letter, once.
     assert history.height + len(letters) == len(lines) + len(hostile)
     assert _lag(pipeline) == 0
+
+    # Corrected CDRs: balances are pre-aggregated, then some CDRs come again a day or a month
+    # later; balances and the billing overview still equal sums over call history.
+    _assert_balances_equal_history(pipeline, store, history)
+    published = {
+        record["cdr_id"]: record
+        for record in (json.loads(line) for line in lines if decode_cdrs([line]).good.height)
+    }
+    corrections = []
+    rated = history.filter((pl.col("status") == "rated") & pl.col("cdr_id").is_in(list(published)))
+    for n, row in enumerate(rated.head(60).to_dicts()):
+        shift = timedelta(days=31 if n % 2 else 1)
+        record = dict(published[row["cdr_id"]])
+        for field in ("start_time", "answer_time", "end_time"):
+            if row[field] is not None:
+                record[field] = (row[field] + shift).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        corrections.append(json.dumps(record))
+    fixes = pipeline.root / "corrections.jsonl"
+    fixes.write_text("\n".join(corrections) + "\n")
+    pipeline.cli("produce", "--cdrs", str(fixes))
+    third = pipeline.start_rater("--store", str(store), "--exit-when-idle", "3", log_name="third")
+    _wait(third, pipeline, "third")
+    with EmbeddedStore(store) as opened:
+        after = pl.from_arrow(export_call_history(opened))
+    assert isinstance(after, pl.DataFrame)
+    assert after.height == history.height
+    assert _sums(after) != _sums(history)
+    _assert_balances_equal_history(pipeline, store, after)
+
+
+def _assert_balances_equal_history(pipeline: Pipeline, store: Path, history: pl.DataFrame) -> None:
+    balances = json.loads(
+        pipeline.cli("balances", "--store", str(store), "--format", "json").stdout
+    )
+    stored = {
+        (b["tenant_id"], b["scope"], b["account_id"], b["currency"]): Decimal(b["amount"])
+        for b in balances
+    }
+    assert stored == _sums(history)
+    overview = json.loads(
+        pipeline.cli("billing-overview", "--store", str(store), "--format", "json").stdout
+    )
+    assert overview == _overview_of(_sums(history))
 
 
 def test_offline_rate_survives_the_same_file(tmp_path: Path) -> None:
