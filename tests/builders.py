@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
 
 from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import rate_batch
@@ -134,12 +135,16 @@ def encode(records: Iterable[Mapping[str, Any]]) -> list[bytes]:
     return [json.dumps(r).encode() for r in records]
 
 
-def rate(reference: ReferenceData, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
-    """Decode and rate; every record must be valid."""
+def rate_table(reference: ReferenceData, records: Iterable[Mapping[str, Any]]) -> pa.Table:
+    """Decode and rate into call-history rows; every record must be valid."""
     decoded = decode_cdrs(encode(records))
     assert decoded.rejected.height == 0, decoded.rejected.to_dicts()
-    table = rate_batch(decoded.good, reference, RATED_AT)
-    frame = pl.from_arrow(table)
+    return rate_batch(decoded.good, reference, RATED_AT)
+
+
+def rate(reference: ReferenceData, records: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Decode and rate; every record must be valid."""
+    frame = pl.from_arrow(rate_table(reference, records))
     assert isinstance(frame, pl.DataFrame)
     return frame.to_dicts()
 

@@ -9,12 +9,10 @@ text), and ``clickhouse-connect`` turns that answer into its exception itself.
 
 from __future__ import annotations
 
-import json
 import socket
 import threading
 import uuid
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, ClassVar
@@ -23,11 +21,9 @@ import pyarrow as pa
 import pytest
 
 from pipeline.config import Secret
-from pipeline.rating.decode import decode_cdrs
-from pipeline.rating.engine import rate_batch
 from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
 from pipeline.sinks.errors import StoreErrorKind, examine_store_error
-from tests.builders import cdr, deck_row, simple_reference
+from tests.builders import cdr, deck_row, rate_table, simple_reference
 from tests.support.chdb_http import ChdbHttpServer
 
 pytestmark = pytest.mark.integration
@@ -50,8 +46,7 @@ def store(tmp_path: Path) -> Iterator[ServerStore]:
 @pytest.fixture
 def batch(tmp_path: Path) -> pa.Table:
     reference = simple_reference(tmp_path / "plans", [deck_row("44", "0.01")])
-    decoded = decode_cdrs([json.dumps(cdr(cdr_id=f"c-{i}")).encode() for i in range(3)])
-    return rate_batch(decoded.good, reference, datetime(2026, 4, 1, tzinfo=UTC))
+    return rate_table(reference, [cdr(cdr_id=f"c-{i}") for i in range(3)])
 
 
 def _raised(work: Callable[[], object], match: str) -> BaseException:

@@ -5,18 +5,14 @@ The server path (clickhouse-connect over HTTP) is in ``tests/integration/test_st
 
 from __future__ import annotations
 
-import json
 import socket
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
-from pipeline.rating.decode import decode_cdrs
-from pipeline.rating.engine import rate_batch
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.sinks.errors import (
     CLASSIFIED_CODES,
@@ -25,7 +21,7 @@ from pipeline.sinks.errors import (
     describe_store_error,
     examine_store_error,
 )
-from tests.builders import cdr, deck_row, simple_reference
+from tests.builders import cdr, deck_row, rate_table, simple_reference
 
 PERMANENT, TRANSIENT = StoreErrorKind.PERMANENT, StoreErrorKind.TRANSIENT
 CODE_OF = {name: code for code, (name, _) in CLASSIFIED_CODES.items()}
@@ -41,8 +37,7 @@ def store(tmp_path: Path) -> Iterator[EmbeddedStore]:
 @pytest.fixture
 def batch(tmp_path: Path) -> pa.Table:
     reference = simple_reference(tmp_path / "plans", [deck_row("44", "0.01")])
-    decoded = decode_cdrs([json.dumps(cdr(cdr_id=f"c-{i}")).encode() for i in range(3)])
-    return rate_batch(decoded.good, reference, datetime(2026, 4, 1, tzinfo=UTC))
+    return rate_table(reference, [cdr(cdr_id=f"c-{i}") for i in range(3)])
 
 
 def _raised(work: Callable[[], object], match: str) -> BaseException:
@@ -102,7 +97,8 @@ def test_a_readonly_user_is_permanent(store: EmbeddedStore, batch: pa.Table) -> 
     store.execute("SET readonly = 1")
     failure = examine_store_error(_raised(lambda: store.write_call_history(batch), "READONLY"))
     assert (failure.kind, failure.name) == (PERMANENT, "READONLY")
-    assert "may not write (default: Cannot execute query in readonly mode)" in failure.message
+    assert "may not write" in failure.message
+    assert "readonly mode" in failure.message
     assert "vmgate_rater" in failure.message
 
 
