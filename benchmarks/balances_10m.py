@@ -18,9 +18,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.balances import refresh_balances
 from pipeline.sinks.embedded import EmbeddedStore
-from pipeline.sinks.migrations import load_migrations
+from pipeline.storage.balances import refresh_balances
+from pipeline.storage.migrations import load_migrations
 
 _FILL = """
 INSERT INTO call_history

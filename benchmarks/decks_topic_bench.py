@@ -6,7 +6,7 @@
 
 - ``vmgate-rating decks import`` (validate + publish in one transaction);
 - a rater-side load from the topics (read, reassemble, check digests, validate, index) with
-  :class:`~pipeline.sources.reference_feed.ReferenceWatcher`, the way ``run`` starts;
+  :class:`~pipeline.reference.feed.ReferenceWatcher`, the way ``run`` starts;
 - the same folder loaded from disk (``load_plans_folder``), the baseline in the same run;
 - and the swap a running rater sees: a second version (one rate changed) published while a
   watcher holds the first, from ``decks import`` returning to the new version being ready.
@@ -41,7 +41,7 @@ import json, sys, time
 from pathlib import Path
 from pipeline.config import load_settings
 from pipeline.rating.reference import load_plans_folder
-from pipeline.sources.reference_feed import ReferenceFeed, ReferenceWatcher
+from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
 started = time.perf_counter()
 if sys.argv[1] == "topics":
     settings = load_settings()

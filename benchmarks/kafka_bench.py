@@ -427,7 +427,7 @@ def latency(
     import numpy as np
     from confluent_kafka import Producer
 
-    from pipeline.publish import PRODUCER_DEFAULTS
+    from pipeline.sinks.cdr_producer import PRODUCER_DEFAULTS
 
     assert flow.clickhouse_url is not None
     flow.cli("setup")
@@ -547,7 +547,7 @@ def faust_baseline(
     from confluent_kafka.admin import AdminClient
     from confluent_kafka.cimpl import NewTopic  # where confluent_kafka.admin imports it from
 
-    from pipeline.publish import cdr_key
+    from pipeline.sinks.cdr_producer import cdr_key
 
     topic = unique(f"faust_{mode}")
     admin = AdminClient({"bootstrap.servers": bootstrap})

@@ -33,8 +33,8 @@ import pyarrow as pa
 
 from benchmarks.balances_10m import _FILL
 from pipeline.rating.columns import CALL_HISTORY_SCHEMA
-from pipeline.sinks import moved_cdrs
-from pipeline.sinks.migrations import load_migrations
+from pipeline.storage import moved_cdrs
+from pipeline.storage.migrations import load_migrations
 
 BATCH = 50_000
 MOVED = 2_500

@@ -91,7 +91,7 @@ def _seconds(text: str) -> float:
 
 def _instant(text: str) -> datetime:
     """An RFC 3339 instant, as UTC."""
-    from pipeline.payments import _rfc3339
+    from pipeline.storage.payments import _rfc3339
 
     parsed = _rfc3339(text)
     if parsed is None:
@@ -131,7 +131,7 @@ def _refuse_after_parsing(parser: _Parser, args: argparse.Namespace) -> None:
 
 
 def _parser() -> _Parser:
-    from pipeline.payments import KINDS
+    from pipeline.storage.payments import KINDS
 
     parser = _Parser(
         prog="vmgate-rating",
@@ -343,7 +343,7 @@ def _parser() -> _Parser:
     _window_options(rerate)
 
     _decks_parser(commands, store_help)
-    from pipeline.schema_command import add_schema_parser
+    from pipeline.storage.schema import add_schema_parser
 
     add_schema_parser(commands)
 
@@ -464,7 +464,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(json.dumps(_settings(args).masked(), indent=2, default=str))
             return 0
         if args.command == "demo":
-            from pipeline.demo import run_demo
+            from pipeline.services.demo import run_demo
 
             return run_demo(args.dir, cdrs=args.cdrs, seed=args.seed)
     except ReferenceDataError as exc:
@@ -480,9 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _rate(args: argparse.Namespace) -> int:
-    from pipeline.offline import rate_file, rate_file_in_parallel
     from pipeline.progress import Progress
     from pipeline.rating.reference import load_plans_folder
+    from pipeline.services.offline import rate_file, rate_file_in_parallel
     from pipeline.sinks.embedded import EmbeddedStore
 
     reference = load_plans_folder(args.plans)  # validated here, before any worker starts
@@ -534,7 +534,7 @@ def _rate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from pipeline.reports import export_call_history
+    from pipeline.storage.reports import export_call_history
 
     store = _with_store(args)
     try:
@@ -585,7 +585,7 @@ def _open_store(settings: Settings, store_dir: Path | None) -> CallHistoryStore:
 def _setup(args: argparse.Namespace) -> int:
     settings = _settings(args)
     if not args.no_kafka:
-        from pipeline.topics import ensure_topics
+        from pipeline.sinks.topics import ensure_topics
 
         for name, outcome in ensure_topics(settings, args.replication_factor).items():
             print(f"topic {name}: {outcome}")
@@ -599,7 +599,7 @@ def _setup(args: argparse.Namespace) -> int:
 
 
 def _produce(args: argparse.Namespace) -> int:
-    from pipeline.publish import publish
+    from pipeline.sinks.cdr_producer import publish
     from pipeline.sources.files import read_jsonl_batches
 
     settings = _settings(args)
@@ -615,12 +615,12 @@ def _produce(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from pipeline.metrics import RaterMetrics
-    from pipeline.payments_ingest import PaymentsIngest
     from pipeline.rating.reference import load_plans_folder
-    from pipeline.runtime import Rater, RaterStoppedError
+    from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
+    from pipeline.services.payments_ingest import PaymentsIngest
+    from pipeline.services.rater import Rater, RaterStoppedError
     from pipeline.sinks.kafka_dlq import TransactionalCommitter
     from pipeline.sources.kafka import KafkaCdrSource
-    from pipeline.sources.reference_feed import ReferenceFeed, ReferenceWatcher
 
     settings = _settings(args)
     metrics = RaterMetrics()
@@ -699,9 +699,9 @@ def _with_store(args: argparse.Namespace) -> CallHistoryStore:
 
 
 def _balances(args: argparse.Namespace) -> int:
-    from pipeline.balances import balances, refresh_balances
     from pipeline.rating.reference import Scope
-    from pipeline.reports import render
+    from pipeline.storage.balances import balances, refresh_balances
+    from pipeline.storage.reports import render
 
     store = _with_store(args)
     try:
@@ -718,8 +718,8 @@ def _balances(args: argparse.Namespace) -> int:
 
 
 def _billing_overview(args: argparse.Namespace) -> int:
-    from pipeline.balances import billing_overview, refresh_balances
-    from pipeline.reports import render
+    from pipeline.storage.balances import billing_overview, refresh_balances
+    from pipeline.storage.reports import render
 
     store = _with_store(args)
     try:
@@ -732,7 +732,7 @@ def _billing_overview(args: argparse.Namespace) -> int:
 
 
 def _call_history(args: argparse.Namespace) -> int:
-    from pipeline.reports import call_history, render
+    from pipeline.storage.reports import call_history, render
 
     store = _with_store(args)
     try:
@@ -753,7 +753,7 @@ def _call_history(args: argparse.Namespace) -> int:
 
 
 def _record_payment(args: argparse.Namespace) -> int:
-    from pipeline.payments import Payment, record_payment
+    from pipeline.storage.payments import Payment, record_payment
 
     payment = Payment.parse(
         payment_id=args.payment_id,
@@ -767,7 +767,7 @@ def _record_payment(args: argparse.Namespace) -> int:
     )
     settings = _settings(args)
     if settings.kafka_bootstrap:
-        from pipeline.payments_ingest import publish_payment
+        from pipeline.services.payments_ingest import publish_payment
 
         publish_payment(settings.kafka(), settings.payments_topic, payment)
         what = f"published to {settings.payments_topic}"
@@ -788,7 +788,7 @@ def _record_payment(args: argparse.Namespace) -> int:
 def _rerate(args: argparse.Namespace) -> int:
     from pipeline.progress import Progress
     from pipeline.rating.reference import load_plans_folder
-    from pipeline.rerate import rerate_window
+    from pipeline.services.rerate import rerate_window
 
     reference = load_plans_folder(args.plans)
     store = _with_store(args)
@@ -814,7 +814,7 @@ _STORE_COMMANDS = {
 
 
 def _schema(args: argparse.Namespace) -> int:
-    from pipeline.schema_command import render_schema
+    from pipeline.storage.schema import render_schema
 
     print(render_schema(args, args.database or _settings(args).database), end="")
     return 0
@@ -829,11 +829,11 @@ def _decks(args: argparse.Namespace) -> int:
 
 
 def _decks_import(args: argparse.Namespace) -> int:
-    from pipeline.rating.plan_files import FolderPlanFiles
     from pipeline.rating.reference import load_plans_folder
-    from pipeline.sinks.reference_publisher import publish_reference
-    from pipeline.sources.reference_feed import ReferenceFeed
-    from pipeline.topics import ensure_topics, reference_topic_specs
+    from pipeline.reference.feed import ReferenceFeed
+    from pipeline.reference.files import FolderPlanFiles
+    from pipeline.reference.publisher import publish_reference
+    from pipeline.sinks.topics import ensure_topics, reference_topic_specs
 
     settings = _settings(args)
     reference = load_plans_folder(args.plans)  # every problem listed; nothing published
@@ -866,9 +866,9 @@ def _decks_import(args: argparse.Namespace) -> int:
 
 def _decks_diff(args: argparse.Namespace) -> int:
     from pipeline.decks import diff_decks
-    from pipeline.rating.plan_files import FolderPlanFiles
     from pipeline.rating.reference import load_plans_folder
-    from pipeline.reports import render
+    from pipeline.reference.files import FolderPlanFiles
+    from pipeline.storage.reports import render
 
     old, new = load_plans_folder(args.old), load_plans_folder(args.new)
     diff = diff_decks(FolderPlanFiles(args.old), FolderPlanFiles(args.new))
@@ -886,7 +886,7 @@ def _decks_simulate(args: argparse.Namespace) -> int:
     from pipeline.decks import DIMENSIONS, simulate
     from pipeline.progress import Progress
     from pipeline.rating.reference import load_plans_folder
-    from pipeline.reports import format_table, render
+    from pipeline.storage.reports import format_table, render
 
     reference = load_plans_folder(args.plans)
     store = _with_store(args)

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.reference_topics import ReferenceTopics
+from pipeline.reference.topics import ReferenceTopics
 
 _SECRET_HINTS = ("password", "secret", "token", "key")
 

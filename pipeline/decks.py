@@ -26,10 +26,10 @@ import pyarrow as pa
 from pipeline.progress import Progress
 from pipeline.rating.columns import LEG_NAMES
 from pipeline.rating.money import AMOUNT_DECIMALS, RATE_DECIMALS, units_to_arrow
-from pipeline.rating.plan_files import PlanFiles
 from pipeline.rating.reference import ReferenceData, deck_rows
 from pipeline.rating.timeparse import OPEN_END_US
-from pipeline.rerate import rerated_days
+from pipeline.reference.files import PlanFiles
+from pipeline.services.rerate import rerated_days
 from pipeline.sinks.contracts import CallHistoryStore
 
 _KEY = ["plan_id", "prefix", "effective_from_us"]

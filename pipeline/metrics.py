@@ -21,7 +21,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from pipeline.outcomes import Outcomes
+from pipeline.services.outcomes import Outcomes
 
 log = logging.getLogger(__name__)
 

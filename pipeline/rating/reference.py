@@ -32,8 +32,8 @@ from pipeline.rating.money import (
     decimal_text_problem,
     scaled_integer,
 )
-from pipeline.rating.plan_files import DECKS_DIR, FolderPlanFiles, PlanFiles
 from pipeline.rating.timeparse import OPEN_END_US, parse_rfc3339
+from pipeline.reference.files import DECKS_DIR, FolderPlanFiles, PlanFiles
 
 
 class Scope(StrEnum):

@@ -1,6 +1,6 @@
 """Call history in a ClickHouse server, through clickhouse-connect over HTTP(S).
 
-This is the production store. It runs the same DDL (:func:`~pipeline.sinks.migrations.
+This is the production store. It runs the same DDL (:func:`~pipeline.storage.migrations.
 apply_migrations`) and the same SQL as the embedded store, and returns query results in the same
 Arrow types, so commands and reports do not care which store they were given.
 
@@ -20,9 +20,9 @@ import pyarrow as pa
 
 from pipeline.config import Secret
 from pipeline.rating.columns import call_history_batch, plain_type
-from pipeline.sinks import moved_cdrs
 from pipeline.sinks.contracts import OpenedStore
-from pipeline.sinks.migrations import apply_migrations, quote_identifier
+from pipeline.storage import moved_cdrs
+from pipeline.storage.migrations import apply_migrations, quote_identifier
 
 DEFAULT_DATABASE: Final = "vmgate"
 DEFAULT_USERNAME: Final = "default"

@@ -29,7 +29,7 @@ class CallHistoryStore(Protocol):
         """Insert rated rows (the call-history schema); raise if the write was not acknowledged.
 
         Within the batch the last row of a CDR wins; a CDR whose start day changed gets a
-        tombstone in its old day (see :mod:`pipeline.sinks.moved_cdrs`).
+        tombstone in its old day (see :mod:`pipeline.storage.moved_cdrs`).
         """
         ...
 

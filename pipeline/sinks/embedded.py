@@ -15,9 +15,9 @@ from typing import Any, Self
 import pyarrow as pa
 
 from pipeline.rating.columns import call_history_batch
-from pipeline.sinks import moved_cdrs
 from pipeline.sinks.contracts import OpenedStore
-from pipeline.sinks.migrations import apply_migrations, quote_identifier
+from pipeline.storage import moved_cdrs
+from pipeline.storage.migrations import apply_migrations, quote_identifier
 
 DEFAULT_DATABASE = "vmgate"
 _TABLES = frozenset({"call_history", "cdr_days"})  # what _insert writes

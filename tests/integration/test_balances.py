@@ -18,9 +18,9 @@ from typing import Any
 
 import pytest
 
-from pipeline.balances import billing_overview, refresh_balances
 from pipeline.cli import main
 from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.storage.balances import billing_overview, refresh_balances
 from pipeline.synthetic import NetworkSpec, write_network
 from tests.reference_rater import LEGS, rate_reference
 
@@ -325,7 +325,7 @@ def test_live_rating_and_rerating_at_once_stay_exact(tmp_path: Path) -> None:
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch
     from pipeline.rating.reference import load_plans_folder
-    from pipeline.rerate import rerate_window
+    from pipeline.services.rerate import rerate_window
     from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
     from tests.support.chdb_http import ChdbHttpServer
 

@@ -24,10 +24,10 @@ from typing import Any
 import polars as pl
 import pytest
 
-from pipeline.offline import rate_file
-from pipeline.payments import Payment, record_payment
 from pipeline.rating.reference import load_plans_folder
+from pipeline.services.offline import rate_file
 from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.storage.payments import Payment, record_payment
 from pipeline.synthetic import NetworkSpec, write_network
 from tests.support.grafana import (
     CLICKHOUSE_TYPE,

@@ -18,8 +18,8 @@ from typing import Any
 import pytest
 
 from pipeline.cli import main
-from pipeline.reports import LEG_TOTALS_SQL
 from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.storage.reports import LEG_TOTALS_SQL
 from pipeline.synthetic import NetworkSpec, write_network
 
 pytestmark = pytest.mark.integration

@@ -12,9 +12,9 @@ import pytest
 
 from pipeline.cli import main
 from pipeline.rating.columns import CALL_HISTORY_SCHEMA
-from pipeline.reports import export_call_history
 from pipeline.sinks.embedded import EmbeddedStore
-from pipeline.sinks.migrations import load_migrations
+from pipeline.storage.migrations import load_migrations
+from pipeline.storage.reports import export_call_history
 from tests.builders import cdr, deck_row, simple_reference
 
 pytestmark = pytest.mark.integration

@@ -18,11 +18,11 @@ import polars as pl
 import pytest
 from confluent_kafka import Producer
 
-from pipeline.offline import rate_file
 from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.reference import load_plans_folder
-from pipeline.reports import export_call_history
+from pipeline.services.offline import rate_file
 from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.storage.reports import export_call_history
 from tests.builders import RATED_AT
 from tests.integration.test_streaming_rater import (
     Pipeline,

@@ -26,13 +26,13 @@ from typing import Any, cast
 import pyarrow as pa
 import pytest
 
-from pipeline.balances import refresh_balances
 from pipeline.rating.columns import LEG_NAMES
 from pipeline.rating.reference import ReferenceData, load_plans_folder
-from pipeline.reports import call_history, export_call_history
-from pipeline.rerate import rerate_window, rerated_days
+from pipeline.services.rerate import rerate_window, rerated_days
 from pipeline.sinks.contracts import CallHistoryStore
-from pipeline.sinks.migrations import schemas_dir
+from pipeline.storage.balances import refresh_balances
+from pipeline.storage.migrations import schemas_dir
+from pipeline.storage.reports import call_history, export_call_history
 from tests.builders import association, cdr, deck_row, membership, plan, write_plans
 from tests.integration.test_store_paths import PATHS, open_path, rated, unique_database
 

@@ -23,8 +23,8 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
     ConfigResource,
 )
 
-from pipeline.reports import export_call_history
 from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.storage.reports import export_call_history
 from tests.integration.test_streaming_rater import (
     _LIMIT_S,
     Pipeline,

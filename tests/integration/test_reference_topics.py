@@ -31,13 +31,13 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import Settings
-from pipeline.rating.plan_files import FolderPlanFiles
 from pipeline.rating.reference import ReferenceData, load_plans_folder
-from pipeline.reference_topics import HEADER_VERSION, Manifest, chunks_of, manifest_key
-from pipeline.reports import export_call_history
+from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
+from pipeline.reference.files import FolderPlanFiles
+from pipeline.reference.publisher import publish_reference
+from pipeline.reference.topics import HEADER_VERSION, Manifest, chunks_of, manifest_key
 from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
-from pipeline.sinks.reference_publisher import publish_reference
-from pipeline.sources.reference_feed import ReferenceFeed, ReferenceWatcher
+from pipeline.storage.reports import export_call_history
 from pipeline.synthetic import NetworkSpec, write_network
 from tests.reference_rater import rate_reference
 from tests.support.chdb_http import ChdbHttpServer
@@ -394,7 +394,7 @@ import json, sys
 from pathlib import Path
 from pipeline.config import load_settings
 from pipeline.rating.reference import load_plans_folder
-from pipeline.sources.reference_feed import ReferenceFeed, ReferenceWatcher
+from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
 if sys.argv[1] == "topics":
     settings = load_settings()
     watcher = ReferenceWatcher(ReferenceFeed(settings.kafka(), settings.reference_topics()))

@@ -18,9 +18,10 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.cli import main
-from pipeline.offline import rate_file
 from pipeline.rating.reference import load_plans_folder
-from pipeline.sinks.access_ddl import (
+from pipeline.services.offline import rate_file
+from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.storage.access_ddl import (
     RESELLER_CALL_HISTORY_COLUMNS,
     TENANT_TABLES,
     AccessRequest,
@@ -29,7 +30,7 @@ from pipeline.sinks.access_ddl import (
     reseller_conditions,
     tenant_condition,
 )
-from pipeline.sinks.cluster_ddl import (
+from pipeline.storage.cluster_ddl import (
     ClusterDdlError,
     cluster_layout,
     cluster_statements,
@@ -38,8 +39,7 @@ from pipeline.sinks.cluster_ddl import (
     quote_string,
     single_node_statements,
 )
-from pipeline.sinks.embedded import EmbeddedStore
-from pipeline.sinks.migrations import Migration, load_migrations, render
+from pipeline.storage.migrations import Migration, load_migrations, render
 from pipeline.synthetic import NetworkSpec, write_network
 
 pytestmark = pytest.mark.integration

@@ -22,7 +22,7 @@ import pytest
 
 from pipeline.config import Secret
 from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
-from pipeline.sinks.errors import StoreErrorKind, examine_store_error
+from pipeline.storage.errors import StoreErrorKind, examine_store_error
 from tests.builders import cdr, deck_row, rate_table, simple_reference
 from tests.support.chdb_http import ChdbHttpServer
 

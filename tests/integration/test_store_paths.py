@@ -28,18 +28,18 @@ from pipeline.rating.columns import CALL_HISTORY_SCHEMA
 from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import rate_batch
 from pipeline.rating.reference import ReferenceData
-from pipeline.reports import (
+from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
+from pipeline.sinks.contracts import CallHistoryStore
+from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.sinks.open_store import open_store
+from pipeline.storage.migrations import load_migrations
+from pipeline.storage.reports import (
     LEG_TOTALS_SQL,
     OWED_TO_RESELLERS_SQL,
     SAMPLE_SQL,
     UNRATED_SQL,
     export_call_history,
 )
-from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
-from pipeline.sinks.contracts import CallHistoryStore
-from pipeline.sinks.embedded import EmbeddedStore
-from pipeline.sinks.migrations import load_migrations
-from pipeline.sinks.open_store import open_store
 from tests.builders import cdr, deck_row, membership, simple_reference
 from tests.support.chdb_http import ChdbHttpServer
 

@@ -31,10 +31,10 @@ import pytest
 from confluent_kafka import Consumer, Producer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
-from pipeline.offline import rate_file
 from pipeline.rating.reference import load_plans_folder
-from pipeline.reports import export_call_history
+from pipeline.services.offline import rate_file
 from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.storage.reports import export_call_history
 from pipeline.synthetic import NetworkSpec, write_network
 from tests.support.chdb_http import ChdbHttpServer
 

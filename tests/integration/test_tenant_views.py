@@ -20,11 +20,11 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipeline.offline import rate_file
-from pipeline.payments import Payment, record_payment
 from pipeline.rating.reference import load_plans_folder
-from pipeline.reports import export_call_history
+from pipeline.services.offline import rate_file
 from pipeline.sinks.contracts import CallHistoryStore
+from pipeline.storage.payments import Payment, record_payment
+from pipeline.storage.reports import export_call_history
 from pipeline.synthetic import NetworkSpec, NetworkSummary, write_network
 from tests.integration.test_store_paths import PATHS, open_path, unique_database
 

@@ -17,8 +17,8 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.offline import rate_file
 from pipeline.rating.reference import load_plans_folder
+from pipeline.services.offline import rate_file
 from pipeline.synthetic import NetworkSpec, write_network
 from tests.builders import (
     association,

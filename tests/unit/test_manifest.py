@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.reference_topics import FileEntry, Manifest
+from pipeline.reference.topics import FileEntry, Manifest
 
 _GOOD = Manifest(
     "v1", "2026-03-01T00:00:00Z", {"plans.csv": FileEntry("rateplans.v1", 1, 10, "ab")}

@@ -11,7 +11,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.logs import JsonFormatter
 from pipeline.metrics import RaterMetrics
-from pipeline.outcomes import Outcomes
+from pipeline.services.outcomes import Outcomes
 
 
 def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
@@ -63,12 +63,14 @@ def test_batches_refusals_lag_and_version_are_served_over_http() -> None:
 
 
 def test_json_log_lines_carry_time_level_logger_and_message() -> None:
-    record = logging.LogRecord("pipeline.runtime", logging.INFO, "x.py", 1, "rated %d", (5,), None)
+    record = logging.LogRecord(
+        "pipeline.services.rater", logging.INFO, "x.py", 1, "rated %d", (5,), None
+    )
     record.created = 1_800_000_000.25
     line = JsonFormatter().format(record)
     assert json.loads(line) == {
         "time": "2027-01-15T08:00:00.250Z",
         "level": "INFO",
-        "logger": "pipeline.runtime",
+        "logger": "pipeline.services.rater",
         "message": "rated 5",
     }

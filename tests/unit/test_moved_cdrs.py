@@ -1,4 +1,4 @@
-"""The write plan for corrected CDRs (pipeline.sinks.moved_cdrs), without a store.
+"""The write plan for corrected CDRs (pipeline.storage.moved_cdrs), without a store.
 
 ``plan`` decides from a batch and what the key index knows of its CDRs which rows to write,
 which to drop and which tombstones to add; these tests give it the index rows directly.
@@ -17,7 +17,7 @@ import pytest
 from pipeline.rating.columns import CALL_HISTORY_SCHEMA
 from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import rate_batch
-from pipeline.sinks.moved_cdrs import (
+from pipeline.storage.moved_cdrs import (
     CDR_DAYS_SCHEMA,
     SUPERSEDED,
     latest_per_cdr,

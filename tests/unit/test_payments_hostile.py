@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from pipeline.payments import Payment, PaymentError
+from pipeline.storage.payments import Payment, PaymentError
 
 _GOOD: dict[str, Any] = {
     "payment_id": "p-1",

@@ -14,7 +14,7 @@ import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError, ProgrammingError
 
 from pipeline.sinks.embedded import EmbeddedStore
-from pipeline.sinks.errors import (
+from pipeline.storage.errors import (
     CLASSIFIED_CODES,
     StoreErrorKind,
     classify_store_error,

@@ -11,18 +11,18 @@ import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pipeline.balances import billing_overview, refresh_balances
-from pipeline.offline import rate_file
 from pipeline.progress import Progress
 from pipeline.rating.reference import load_plans_folder
-from pipeline.reports import (
+from pipeline.services.offline import rate_file
+from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.storage.balances import billing_overview, refresh_balances
+from pipeline.storage.reports import (
     LEG_TOTALS_SQL,
     OWED_TO_RESELLERS_SQL,
     SAMPLE_SQL,
     UNRATED_SQL,
     format_table,
 )
-from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.synthetic import NetworkSpec, write_network
 
 

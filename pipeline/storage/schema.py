@@ -13,8 +13,8 @@ import argparse
 import os
 from typing import Any
 
-from pipeline.sinks.access_ddl import AccessRequest, access_statements, password_sha256
-from pipeline.sinks.cluster_ddl import cluster_statements, quote_name, single_node_statements
+from pipeline.storage.access_ddl import AccessRequest, access_statements, password_sha256
+from pipeline.storage.cluster_ddl import cluster_statements, quote_name, single_node_statements
 
 
 def add_schema_parser(commands: Any) -> None:

@@ -17,10 +17,10 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
-from pipeline.outcomes import Outcomes
 from pipeline.progress import Progress
 from pipeline.rating.messages import rate_messages
 from pipeline.rating.reference import ReferenceData
+from pipeline.services.outcomes import Outcomes
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.files import DeadLetterFile, ParquetCallHistory
 from pipeline.sources.files import FileRange, line_ranges, read_jsonl_batches

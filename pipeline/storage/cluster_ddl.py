@@ -1,7 +1,7 @@
 """The project's DDL rendered for a ClickHouse cluster: Replicated and Distributed tables.
 
 The single-node DDL in ``schemas/clickhouse/*.sql`` is the only copy of the schema. This module
-reads the same statements (:func:`pipeline.sinks.migrations.load_migrations`) and rewrites each
+reads the same statements (:func:`pipeline.storage.migrations.load_migrations`) and rewrites each
 one for a cluster named by the operator, every statement ``ON CLUSTER``:
 
 - **Sharded tables** (call history, payments, the key index ``cdr_days``): the data lives in
@@ -37,7 +37,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from pipeline.sinks.migrations import Migration, load_migrations, quote_identifier, render
+from pipeline.storage.migrations import Migration, load_migrations, quote_identifier, render
 
 # Tables whose rows are spread over the shards, with the columns of their sharding key. The key
 # must be a subset of the table's ORDER BY: ReplacingMergeTree only replaces rows with the same
@@ -275,7 +275,7 @@ class _Renderer:
             return [self._replicated(match, name, "all", "{shard}-{replica}")]
         msg = (
             f"table {name} has no place on a cluster: add it to SHARDED_TABLES, "
-            "SHARD_LOCAL_TABLES or EVERY_NODE_TABLES in pipeline/sinks/cluster_ddl.py"
+            "SHARD_LOCAL_TABLES or EVERY_NODE_TABLES in pipeline/storage/cluster_ddl.py"
         )
         raise ClusterDdlError(msg)
 

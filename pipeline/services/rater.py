@@ -29,12 +29,12 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline.metrics import RaterMetrics
-from pipeline.outcomes import Outcomes
-from pipeline.payments_ingest import PaymentsIngest
 from pipeline.rating.messages import rate_messages
 from pipeline.rating.reference import ReferenceData
+from pipeline.reference.feed import ReferenceWatcher
+from pipeline.services.outcomes import Outcomes
+from pipeline.services.payments_ingest import PaymentsIngest
 from pipeline.sinks.contracts import CallHistoryStore
-from pipeline.sinks.errors import StoreErrorKind, examine_store_error
 from pipeline.sinks.kafka_dlq import (
     DeadLetter,
     DeadLetterError,
@@ -42,7 +42,7 @@ from pipeline.sinks.kafka_dlq import (
     TransactionalCommitter,
 )
 from pipeline.sources.kafka import KafkaBatch, KafkaCdrSource
-from pipeline.sources.reference_feed import ReferenceWatcher
+from pipeline.storage.errors import StoreErrorKind, examine_store_error
 
 log = logging.getLogger(__name__)
 

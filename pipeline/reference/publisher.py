@@ -1,6 +1,6 @@
 """Publishing a validated plans folder to the reference topics, as one transaction.
 
-The files are chunked (:mod:`pipeline.reference_topics`), the manifest goes last, and the keys
+The files are chunked (:mod:`pipeline.reference.topics`), the manifest goes last, and the keys
 of versions older than the newest :data:`KEEP_VERSIONS` are tombstoned, all inside one Kafka
 transaction: raters
 reading with ``read_committed`` see the whole publication or nothing of it. The transactional
@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from confluent_kafka import KafkaException, Producer
 
 from pipeline.config import KafkaConfig
-from pipeline.reference_topics import (
+from pipeline.reference.topics import (
     HEADER_VERSION,
     KEEP_VERSIONS,
     Chunk,

@@ -2,7 +2,7 @@
 
 :class:`ReferenceFeed` reads ``rateplans.v1``, ``associations.v1`` and ``memberships.v1`` from
 the beginning with ``read_committed`` (no consumer group: every rater reads everything and
-commits nothing) into a :class:`~pipeline.reference_topics.PublishedState`.
+commits nothing) into a :class:`~pipeline.reference.topics.PublishedState`.
 
 :class:`ReferenceWatcher` runs a feed in a thread of its own. When a new complete publication
 appears it reassembles the files, loads and validates them with the same loader as a plans
@@ -26,9 +26,9 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaExcepti
 
 from pipeline.config import KafkaConfig
 from pipeline.rating.exceptions import ReferenceDataError
-from pipeline.rating.plan_files import PublishedPlanFiles
 from pipeline.rating.reference import ReferenceData, load_plans
-from pipeline.reference_topics import Manifest, PublishedState, ReferenceTopics
+from pipeline.reference.files import PublishedPlanFiles
+from pipeline.reference.topics import Manifest, PublishedState, ReferenceTopics
 
 log = logging.getLogger(__name__)
 _TOPIC_RECHECK_S = 5.0

@@ -18,8 +18,8 @@ that reassembles and loads them gets the very version the importer computed. Bec
 versions stay on the topics, a rater that starts after a bad publication still finds the last
 good one.
 
-This module is the format only (no Kafka client): :mod:`pipeline.sinks.reference_publisher`
-writes it and :mod:`pipeline.sources.reference_feed` reads it.
+This module is the format only (no Kafka client): :mod:`pipeline.reference.publisher`
+writes it and :mod:`pipeline.reference.feed` reads it.
 """
 
 from __future__ import annotations

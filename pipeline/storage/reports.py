@@ -3,7 +3,7 @@
 Every query reads ``call_history FINAL`` so it sees exactly one row, the latest rating, per CDR,
 whatever re-deliveries or re-ratings inserted, and skips tombstones (``status = 'superseded'``,
 the rows that hide a corrected CDR's older version in its old day; see
-:mod:`pipeline.sinks.moved_cdrs`). Amounts are summed as Decimal.
+:mod:`pipeline.storage.moved_cdrs`). Amounts are summed as Decimal.
 """
 
 from __future__ import annotations

@@ -28,13 +28,13 @@ import hashlib
 import re
 from dataclasses import dataclass
 
-from pipeline.sinks.cluster_ddl import (
+from pipeline.storage.cluster_ddl import (
     check_cluster_name,
     cluster_layout,
     quote_name,
     quote_string,
 )
-from pipeline.sinks.migrations import Migration, load_migrations, quote_identifier
+from pipeline.storage.migrations import Migration, load_migrations, quote_identifier
 
 ADMIN, RATER, ANALYST, RESELLER = (
     "vmgate_admin",

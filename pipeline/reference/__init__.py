@@ -1,0 +1,1 @@
+"""Reference data (plans, decks, associations, memberships): files, topics, loading, diffs."""

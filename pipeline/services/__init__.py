@@ -1,0 +1,1 @@
+"""Services: the loops and long jobs (the streaming rater, offline rating, re-rating, ingest)."""
