@@ -128,7 +128,7 @@ class _Batches:
 
 def _load_batches(params: JSON) -> tuple[Any, _Batches]:
     from benchmarks.datagen import read_lines
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reference.loader import load_plans_folder
 
     reference = load_plans_folder(Path(params["plans"]))
     size = int(params["batch"])

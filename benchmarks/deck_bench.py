@@ -31,8 +31,8 @@ def deck_build(params: JSON) -> JSON:
     from pipeline.prefix_trie import DeckIndex, DeckRows
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch
-    from pipeline.rating.reference import deck_rows, load_plans_folder
     from pipeline.reference.files import FolderPlanFiles
+    from pipeline.reference.loader import deck_rows, load_plans_folder
 
     # No high-water-mark reset before the rater's peak is read: getrusage sees the whole run.
     imports_mb = PeakRss.current_mb()

@@ -40,7 +40,7 @@ _LOAD = """
 import json, sys, time
 from pathlib import Path
 from pipeline.config import load_settings
-from pipeline.rating.reference import load_plans_folder
+from pipeline.reference.loader import load_plans_folder
 from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
 started = time.perf_counter()
 if sys.argv[1] == "topics":

@@ -628,6 +628,6 @@ def naive_task(params: JSON) -> JSON:
 
 
 def _reference(params: JSON) -> Any:
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reference.loader import load_plans_folder
 
     return load_plans_folder(Path(params["plans"]))

@@ -186,7 +186,7 @@ def _engine_rows(params: JSON) -> dict[str, dict[str, Any]]:
     from benchmarks.datagen import read_lines
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reference.loader import load_plans_folder
 
     lines = read_lines(Path(params["cdrs"]))
     table = rate_batch(decode_cdrs(lines).good, load_plans_folder(Path(params["plans"])), RATED_AT)

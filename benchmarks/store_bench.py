@@ -22,7 +22,7 @@ def _rated_table(params: JSON) -> Any:
     from benchmarks.datagen import read_lines
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reference.loader import load_plans_folder
 
     messages = read_lines(Path(params["cdrs"]), int(params["batch"]))
     reference = load_plans_folder(Path(params["plans"]))

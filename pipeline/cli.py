@@ -481,7 +481,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def _rate(args: argparse.Namespace) -> int:
     from pipeline.progress import Progress
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reference.loader import load_plans_folder
     from pipeline.services.offline import rate_file, rate_file_in_parallel
     from pipeline.sinks.embedded import EmbeddedStore
 
@@ -615,8 +615,8 @@ def _produce(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     from pipeline.metrics import RaterMetrics
-    from pipeline.rating.reference import load_plans_folder
     from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
+    from pipeline.reference.loader import load_plans_folder
     from pipeline.services.payments_ingest import PaymentsIngest
     from pipeline.services.rater import Rater, RaterStoppedError
     from pipeline.sinks.kafka_dlq import TransactionalCommitter
@@ -787,7 +787,7 @@ def _record_payment(args: argparse.Namespace) -> int:
 
 def _rerate(args: argparse.Namespace) -> int:
     from pipeline.progress import Progress
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reference.loader import load_plans_folder
     from pipeline.services.rerate import rerate_window
 
     reference = load_plans_folder(args.plans)
@@ -829,9 +829,9 @@ def _decks(args: argparse.Namespace) -> int:
 
 
 def _decks_import(args: argparse.Namespace) -> int:
-    from pipeline.rating.reference import load_plans_folder
     from pipeline.reference.feed import ReferenceFeed
     from pipeline.reference.files import FolderPlanFiles
+    from pipeline.reference.loader import load_plans_folder
     from pipeline.reference.publisher import publish_reference
     from pipeline.sinks.topics import ensure_topics, reference_topic_specs
 
@@ -865,9 +865,9 @@ def _decks_import(args: argparse.Namespace) -> int:
 
 
 def _decks_diff(args: argparse.Namespace) -> int:
-    from pipeline.decks import diff_decks
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reference.diff import diff_decks
     from pipeline.reference.files import FolderPlanFiles
+    from pipeline.reference.loader import load_plans_folder
     from pipeline.storage.reports import render
 
     old, new = load_plans_folder(args.old), load_plans_folder(args.new)
@@ -883,9 +883,9 @@ def _decks_diff(args: argparse.Namespace) -> int:
 
 
 def _decks_simulate(args: argparse.Namespace) -> int:
-    from pipeline.decks import DIMENSIONS, simulate
     from pipeline.progress import Progress
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reference.loader import load_plans_folder
+    from pipeline.services.simulate import DIMENSIONS, simulate
     from pipeline.storage.reports import format_table, render
 
     reference = load_plans_folder(args.plans)

@@ -19,12 +19,31 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from pipeline.reference.topics import ReferenceTopics
-
 _SECRET_HINTS = ("password", "secret", "token", "key")
 
 #: Settings handed to a confluent-kafka client.
 KafkaConfig = dict[str, str | int | float | bool]
+
+
+@dataclass(frozen=True)
+class ReferenceTopics:
+    """The three compacted topics a publication is spread over."""
+
+    rateplans: str = "rateplans.v1"
+    associations: str = "associations.v1"
+    memberships: str = "memberships.v1"
+
+    def for_file(self, name: str) -> str:
+        """The topic that carries file ``name`` of a plans folder."""
+        if name == "associations.csv":
+            return self.associations
+        if name == "memberships.csv":
+            return self.memberships
+        return self.rateplans
+
+    def all(self) -> tuple[str, str, str]:
+        """The three topic names."""
+        return (self.rateplans, self.associations, self.memberships)
 
 
 class Secret:

@@ -14,7 +14,8 @@ import pyarrow as pa
 
 from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import rate_batch
-from pipeline.rating.reference import ReferenceData, load_plans_folder
+from pipeline.rating.reference import ReferenceData
+from pipeline.reference.loader import load_plans_folder
 
 RATED_AT = datetime(2026, 4, 1, tzinfo=UTC)
 MONTH = "2026-03-01T00:00:00Z"

@@ -24,11 +24,12 @@ from dataclasses import dataclass
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
-from pipeline.config import KafkaConfig
+from pipeline.config import KafkaConfig, ReferenceTopics
 from pipeline.rating.exceptions import ReferenceDataError
-from pipeline.rating.reference import ReferenceData, load_plans
+from pipeline.rating.reference import ReferenceData
 from pipeline.reference.files import PublishedPlanFiles
-from pipeline.reference.topics import Manifest, PublishedState, ReferenceTopics
+from pipeline.reference.loader import load_plans
+from pipeline.reference.topics import Manifest, PublishedState
 
 log = logging.getLogger(__name__)
 _TOPIC_RECHECK_S = 5.0

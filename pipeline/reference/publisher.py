@@ -16,14 +16,13 @@ from datetime import UTC, datetime
 
 from confluent_kafka import KafkaException, Producer
 
-from pipeline.config import KafkaConfig
+from pipeline.config import KafkaConfig, ReferenceTopics
 from pipeline.reference.topics import (
     HEADER_VERSION,
     KEEP_VERSIONS,
     Chunk,
     Manifest,
     PublishedState,
-    ReferenceTopics,
     chunks_of,
     manifest_key,
     stale_keys,

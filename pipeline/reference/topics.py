@@ -30,6 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from pipeline.config import ReferenceTopics
 from pipeline.json_bounds import nesting_depth
 
 CHUNK_BYTES = 512 * 1024  # well under the topics' 1 MiB message limit
@@ -41,27 +42,6 @@ HEADER_VERSION = "vmgate.version"
 HEADER_FILE = "vmgate.file"
 HEADER_CHUNK = "vmgate.chunk"
 HEADER_CHUNKS = "vmgate.chunks"
-
-
-@dataclass(frozen=True)
-class ReferenceTopics:
-    """The three compacted topics a publication is spread over."""
-
-    rateplans: str = "rateplans.v1"
-    associations: str = "associations.v1"
-    memberships: str = "memberships.v1"
-
-    def for_file(self, name: str) -> str:
-        """The topic that carries file ``name`` of a plans folder."""
-        if name == "associations.csv":
-            return self.associations
-        if name == "memberships.csv":
-            return self.memberships
-        return self.rateplans
-
-    def all(self) -> tuple[str, str, str]:
-        """The three topic names."""
-        return (self.rateplans, self.associations, self.memberships)
 
 
 @dataclass(frozen=True)

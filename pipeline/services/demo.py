@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from pipeline.progress import Progress
-from pipeline.rating.reference import load_plans_folder
+from pipeline.reference.loader import load_plans_folder
 from pipeline.services.offline import rate_file
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.storage.balances import billing_overview, refresh_balances

@@ -191,7 +191,7 @@ def _rate_part(
     rated_at: datetime,
     batch_size: int,
 ) -> RatingSummary:
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reference.loader import load_plans_folder
 
     reference = load_plans_folder(plans)
     return rate_file(reference, cdrs, out, dlq, rated_at, batch_size=batch_size, part=part)

@@ -324,7 +324,7 @@ def test_live_rating_and_rerating_at_once_stay_exact(tmp_path: Path) -> None:
 
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch
-    from pipeline.rating.reference import load_plans_folder
+    from pipeline.reference.loader import load_plans_folder
     from pipeline.services.rerate import rerate_window
     from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
     from tests.support.chdb_http import ChdbHttpServer

@@ -24,7 +24,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from pipeline.rating.reference import load_plans_folder
+from pipeline.reference.loader import load_plans_folder
 from pipeline.services.offline import rate_file
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.storage.payments import Payment, record_payment

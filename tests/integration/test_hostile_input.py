@@ -19,7 +19,7 @@ import pytest
 from confluent_kafka import Producer
 
 from pipeline.rating.decode import decode_cdrs
-from pipeline.rating.reference import load_plans_folder
+from pipeline.reference.loader import load_plans_folder
 from pipeline.services.offline import rate_file
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.storage.reports import export_call_history

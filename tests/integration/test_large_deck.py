@@ -34,7 +34,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import rate_batch
-from pipeline.rating.reference import load_plans_folder
+from pipeline.reference.loader import load_plans_folder
 def status():
     text = Path("/proc/self/status").read_text()
     return dict(line.split(":", 1) for line in text.splitlines() if ":" in line)

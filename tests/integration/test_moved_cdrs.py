@@ -27,7 +27,8 @@ import pyarrow as pa
 import pytest
 
 from pipeline.rating.columns import LEG_NAMES
-from pipeline.rating.reference import ReferenceData, load_plans_folder
+from pipeline.rating.reference import ReferenceData
+from pipeline.reference.loader import load_plans_folder
 from pipeline.services.rerate import rerate_window, rerated_days
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.storage.balances import refresh_balances

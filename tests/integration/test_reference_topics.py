@@ -31,9 +31,10 @@ from confluent_kafka import Producer
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.config import Settings
-from pipeline.rating.reference import ReferenceData, load_plans_folder
+from pipeline.rating.reference import ReferenceData
 from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
 from pipeline.reference.files import FolderPlanFiles
+from pipeline.reference.loader import load_plans_folder
 from pipeline.reference.publisher import publish_reference
 from pipeline.reference.topics import HEADER_VERSION, Manifest, chunks_of, manifest_key
 from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
@@ -393,7 +394,7 @@ _LOAD_CHILD = """
 import json, sys
 from pathlib import Path
 from pipeline.config import load_settings
-from pipeline.rating.reference import load_plans_folder
+from pipeline.reference.loader import load_plans_folder
 from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
 if sys.argv[1] == "topics":
     settings = load_settings()

@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 import pytest
 
 from pipeline.cli import main
-from pipeline.rating.reference import load_plans_folder
+from pipeline.reference.loader import load_plans_folder
 from pipeline.services.offline import rate_file
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.storage.access_ddl import (

@@ -20,7 +20,7 @@ from typing import Any
 import pyarrow as pa
 import pytest
 
-from pipeline.rating.reference import load_plans_folder
+from pipeline.reference.loader import load_plans_folder
 from pipeline.services.offline import rate_file
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.storage.payments import Payment, record_payment

@@ -17,7 +17,7 @@ import polars as pl
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.rating.reference import load_plans_folder
+from pipeline.reference.loader import load_plans_folder
 from pipeline.services.offline import rate_file
 from pipeline.synthetic import NetworkSpec, write_network
 from tests.builders import (

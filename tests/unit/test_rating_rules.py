@@ -11,7 +11,7 @@ import pytest
 
 from pipeline.rating.decode import MAX_DURATION_MS, decode_cdrs
 from pipeline.rating.engine import billed_seconds, rate_batch
-from pipeline.rating.reference import load_plans_folder
+from pipeline.reference.loader import load_plans_folder
 from tests.builders import (
     RATED_AT,
     association,

@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.rating.exceptions import ReferenceDataError
-from pipeline.rating.reference import Scope, load_plans_folder
+from pipeline.rating.reference import Scope
+from pipeline.reference.loader import load_plans_folder
 from tests.builders import association, deck_row, membership, plan, write_plans
 
 
