@@ -81,6 +81,18 @@ def parse_rfc3339_series(text: pl.Series) -> pl.Series:
     return pl.Series(text.name, values).cast(_UTC_US)
 
 
+def parse_instant(text: object) -> datetime | None:
+    """One RFC 3339 text as a UTC ``datetime``; None if it is not valid (or not text).
+
+    The same reader as for a column, so a command-line option, a payment and a CDR field
+    accept exactly the same texts.
+    """
+    if not isinstance(text, str):
+        return None
+    parsed = parse_rfc3339_series(pl.Series([text], dtype=pl.String))[0]
+    return parsed if isinstance(parsed, datetime) else None
+
+
 def parse_rfc3339_general(text: pl.Expr) -> pl.Expr:
     """The general reader: every valid form, at about 35 ms per 100,000 texts (one core here).
 

@@ -15,6 +15,7 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from pipeline.rating.money import ISO_4217
+from pipeline.rating.timeparse import parse_instant
 from pipeline.sinks.contracts import CallHistoryStore
 
 KINDS = {
@@ -100,7 +101,7 @@ class Payment:
             problems.append(f"currency {_shown(currency)} is not an ISO 4217 code")
         when = datetime.now(UTC)
         if recorded_at is not None:
-            parsed = _rfc3339(recorded_at)
+            parsed = parse_instant(recorded_at)
             if parsed is None:
                 problems.append(f"recorded_at {_shown(recorded_at)} is not an RFC 3339 timestamp")
             else:
@@ -128,18 +129,6 @@ class Payment:
         data["amount"] = str(self.amount)
         data["recorded_at"] = self.recorded_at.isoformat().replace("+00:00", "Z")
         return json.dumps(data, sort_keys=True).encode()
-
-
-def _rfc3339(value: object) -> datetime | None:
-    if not isinstance(value, str) or not re.match(
-        r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$", value
-    ):
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.upper().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC)
 
 
 _EXISTING_SQL = """

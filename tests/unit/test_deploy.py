@@ -18,7 +18,7 @@ from xml.etree import ElementTree
 import pytest
 import yaml
 
-from pipeline.cli import _parser
+from pipeline.cli import build_parser
 from pipeline.config import load_settings
 from pipeline.metrics import RaterMetrics
 from pipeline.sinks.clickhouse_server import ServerSettings
@@ -214,7 +214,7 @@ def test_dependencies_wait_for_health_or_completion(compose: dict[str, Any]) -> 
 def test_every_vmgate_command_is_accepted_by_the_cli(compose: dict[str, Any]) -> None:
     services = _vmgate_services(compose)
     assert {"setup", "rater"} <= set(services)
-    parser = _parser()
+    parser = build_parser()
     for name, service in services.items():
         argv = service["command"]
         assert isinstance(argv, list), name

@@ -1,0 +1,186 @@
+"""Streaming commands: ``setup`` topics and DDL, ``produce`` CDRs, ``run`` a rater."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+from typing import Any
+
+from pipeline.commands.options import (
+    kafka_options,
+    open_store,
+    port,
+    positive_int,
+    seconds,
+    settings_of,
+)
+
+
+def add_commands(commands: Any) -> None:
+    """Add ``setup``, ``produce`` and ``run``."""
+    setup = commands.add_parser(
+        "setup",
+        help="create the Kafka topics and apply the ClickHouse DDL (idempotent)",
+        description="Create the pipeline's topics (cdr.v1 with several partitions, cdr.dlq.v1) "
+        "with explicit settings if they do not exist, and apply the ClickHouse DDL to the store "
+        "(the embedded one at --store, or the server at $CLICKHOUSE_URL). Safe to run again.",
+    )
+    kafka_options(setup)
+    setup.add_argument("--store", type=Path, help="embedded store folder (default ./store)")
+    setup.add_argument(
+        "--replication-factor", type=positive_int, default=1, help="for new topics (1)"
+    )
+    setup.add_argument("--no-kafka", action="store_true", help="only apply the DDL")
+
+    produce = commands.add_parser(
+        "produce",
+        help="publish a JSONL file of CDRs to cdr.v1",
+        description="Publish each non-blank line of a JSONL file as one cdr.v1 message with an "
+        "idempotent producer, keyed by cdr_id; prints how many the broker acknowledged.",
+    )
+    kafka_options(produce)
+    produce.add_argument("--cdrs", type=Path, required=True, help="JSONL file, one CDR per line")
+    produce.add_argument("--topic", help="topic (default cdr.v1 or $VMGATE_CDR_TOPIC)")
+
+    run = commands.add_parser(
+        "run",
+        help="run a rater: consume cdr.v1, rate, write call history, commit",
+        description="Join the consumer group and rate CDRs from Kafka in large batches into call "
+        "history (the embedded store at --store, or the ClickHouse server at $CLICKHOUSE_URL). "
+        "Rejected messages go to cdr.dlq.v1 with the reason. Offsets are committed, together "
+        "with the dead letters in one Kafka transaction, only after the store acknowledged the "
+        "batch. SIGTERM/SIGINT: finish the batch in flight, commit, exit 0.",
+    )
+    kafka_options(run)
+    run.add_argument(
+        "--plans",
+        type=Path,
+        help="plans folder (reference data); default: the version published with "
+        "`decks import`, swapped in between batches whenever a new one is published",
+    )
+    run.add_argument("--store", type=Path, help="embedded store folder (default ./store)")
+    run.add_argument("--group", help="consumer group (default raters or $VMGATE_GROUP)")
+    run.add_argument("--batch-size", type=positive_int, help="max CDRs per batch (default 50000)")
+    run.add_argument(
+        "--metrics-port",
+        type=port,
+        help="serve Prometheus metrics on this port (/metrics); default: "
+        "$VMGATE_METRICS_PORT, else none",
+    )
+    run.add_argument(
+        "--metrics-address",
+        help="address the metrics listen on (default: $VMGATE_METRICS_ADDRESS or 127.0.0.1; "
+        "0.0.0.0 in a container)",
+    )
+    run.add_argument(
+        "--exit-when-idle",
+        type=seconds,
+        metavar="SECONDS",
+        help="exit once no CDR arrived for this long (batch jobs, tests); default: run forever",
+    )
+    setup.set_defaults(run=_setup)
+    produce.set_defaults(run=_produce)
+    run.set_defaults(run=_run)
+
+
+def _setup(args: argparse.Namespace) -> int:
+    settings = settings_of(args)
+    if not args.no_kafka:
+        from pipeline.sinks.topics import ensure_topics
+
+        for name, outcome in ensure_topics(settings, args.replication_factor).items():
+            print(f"topic {name}: {outcome}")
+    store = open_store(settings, args.store)
+    try:
+        applied = store.migrate()
+    finally:
+        store.close()
+    print(f"DDL applied: {', '.join(applied) if applied else 'already up to date'}")
+    return 0
+
+
+def _produce(args: argparse.Namespace) -> int:
+    from pipeline.sinks.cdr_producer import publish
+    from pipeline.sources.files import read_jsonl_batches
+
+    settings = settings_of(args)
+    lines = (line for batch in read_jsonl_batches(args.cdrs, 10_000) for line in batch.lines)
+    summary = publish(settings, lines, args.topic)
+    print(
+        f"sent {summary.sent:,}, acknowledged {summary.acknowledged:,}, failed {summary.failed:,}"
+    )
+    for error in summary.errors:
+        print(f"  {error}", file=sys.stderr)
+    return 0 if summary.failed == 0 and summary.acknowledged == summary.sent else 1
+
+
+def _run(args: argparse.Namespace) -> int:
+    from pipeline.metrics import RaterMetrics
+    from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
+    from pipeline.reference.loader import load_plans_folder
+    from pipeline.services.payments_ingest import PaymentsIngest
+    from pipeline.services.rater import Rater, RaterStoppedError
+    from pipeline.sinks.kafka_dlq import TransactionalCommitter
+    from pipeline.sources.kafka import KafkaCdrSource
+
+    settings = settings_of(args)
+    metrics = RaterMetrics()
+    port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
+    if port is not None:
+        metrics.serve(port, args.metrics_address or settings.metrics_address)
+    watcher = None
+    if args.plans is not None:
+        reference = load_plans_folder(args.plans)
+    else:
+        watcher = ReferenceWatcher(ReferenceFeed(settings.kafka(), settings.reference_topics()))
+        watcher.start()
+        try:
+            reference = watcher.wait_first()
+        except KeyboardInterrupt:
+            watcher.close()
+            return 130
+    logging.getLogger(__name__).info(
+        "reference data %s: %d plans, %d deck rows",
+        reference.version,
+        reference.plan_count,
+        reference.deck_row_count,
+    )
+    store = open_store(settings, args.store)
+    try:
+        store.migrate()
+        rater = Rater(
+            KafkaCdrSource(settings.kafka(), settings.group_id, settings.cdr_topic),
+            TransactionalCommitter(settings.kafka(), settings.dlq_topic, settings.group_id),
+            store,
+            reference,
+            batch_size=settings.batch_size,
+            batch_timeout_s=settings.batch_timeout_s,
+            batch_linger_s=settings.batch_linger_s,
+            exit_when_idle_s=args.exit_when_idle,
+            payments=PaymentsIngest(
+                settings.kafka(),
+                f"{settings.group_id}-payments",
+                settings.payments_topic,
+                settings.payments_dlq_topic,
+                store,
+            ),
+            reference_updates=watcher,
+            metrics=metrics,
+        )
+        try:
+            stats = rater.run()
+        except RaterStoppedError as exc:
+            print(f"vmgate-rating: rater stopped, batch not committed: {exc}", file=sys.stderr)
+            return 3
+    finally:
+        store.close()
+        if watcher is not None:
+            watcher.close()
+    print(
+        f"consumed {stats.consumed:,}, rated {stats.rated:,}, unrated {stats.unrated:,}, "
+        f"rejected {stats.rejected:,}, batches {stats.batches:,}, "
+        f"store failures {stats.store_failures:,}"
+    )
+    return 0
