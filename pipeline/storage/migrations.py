@@ -1,9 +1,12 @@
 """The DDL files of ``schemas/clickhouse``, in order, and the migration step that applies them.
 
-Each file holds statements separated by ``;`` at the end of a line. Every statement is
-idempotent (``IF NOT EXISTS``) so applying a file twice is harmless; :func:`apply_migrations`
-also records applied files in ``schema_migrations`` and skips them. The embedded store and the
-server store both run this one function, so both hold the same tables.
+The files ship inside the package (``pipeline.schemas``, read with :mod:`importlib.resources`),
+so an installed wheel migrates a store from any folder. Each file holds statements separated by
+``;`` at the end of a line. Every statement is idempotent (``IF NOT EXISTS``) so applying a file
+twice is harmless; :func:`apply_migrations` also records applied files with a checksum in
+``schema_migrations`` and skips them. A file changed after it was applied is refused
+(:class:`MigrationChangedError`): a change to the schema goes in a new file. The embedded store
+and the server store both run this one function, so both hold the same tables.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from importlib import resources
+from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Protocol
 
@@ -46,28 +51,36 @@ class Migration:
     statements: tuple[str, ...]
 
 
-def schemas_dir() -> Path:
-    """The ``schemas/clickhouse`` folder (``VMGATE_SCHEMAS`` overrides the project's own)."""
+class MigrationChangedError(ValueError):
+    """An applied migration's file no longer matches what was applied."""
+
+
+def schemas_dir() -> Traversable:
+    """The DDL folder: the package's own, or ``VMGATE_SCHEMAS`` when set (tests, experiments)."""
     override = os.environ.get("VMGATE_SCHEMAS")
     if override:
         return Path(override)
-    return Path(__file__).resolve().parents[2] / "schemas" / "clickhouse"
+    return resources.files("pipeline.schemas") / "clickhouse"
 
 
-def load_migrations(folder: Path | None = None) -> list[Migration]:
+def load_migrations(folder: Traversable | None = None) -> list[Migration]:
     """Read the DDL files in name order."""
     folder = folder or schemas_dir()
     if not folder.is_dir():
-        msg = f"DDL folder {folder} not found (set VMGATE_SCHEMAS to the schemas/clickhouse folder)"
+        msg = f"DDL folder {folder} not found (VMGATE_SCHEMAS names a folder that is not there)"
         raise FileNotFoundError(msg)
     migrations = []
-    for path in sorted(folder.glob("*.sql")):
+    for path in sorted((f for f in folder.iterdir() if f.name.endswith(".sql")), key=_name):
         text = path.read_text(encoding="utf-8")
         body = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("--"))
         statements = tuple(s.strip() for s in re.split(r";\s*$", body, flags=re.M) if s.strip())
         checksum = hashlib.sha256(text.encode()).hexdigest()[:16]
         migrations.append(Migration(path.name, checksum, statements))
     return migrations
+
+
+def _name(file: Traversable) -> str:
+    return file.name
 
 
 def quote_identifier(name: str) -> str:
@@ -94,18 +107,28 @@ def apply_migrations(store: MigrationTarget, database: str) -> list[str]:
     ``database`` is the store's current database (where the statements create their tables).
     Idempotent: a second run applies nothing and returns ``[]``. Two processes migrating at once
     may both apply a file; the statements are idempotent and ``schema_migrations`` keeps one row
-    per name.
+    per name. Raises :class:`MigrationChangedError`, before applying anything, when a file
+    applied earlier has changed since.
     """
     migrations = load_migrations()
-    applied: set[str] = set()
+    applied: dict[str, str] = {}
     exists = store.query(
         "SELECT count() AS n FROM system.tables WHERE database = {db:String} "
         "AND name = 'schema_migrations'",
         {"db": database},
     )
     if exists.column("n")[0].as_py():
-        done = store.query("SELECT name FROM schema_migrations FINAL")
-        applied = set(done.column("name").to_pylist())
+        done = store.query("SELECT name, checksum FROM schema_migrations FINAL").to_pylist()
+        applied = {row["name"]: row["checksum"] for row in done}
+    for migration in migrations:
+        recorded = applied.get(migration.name)
+        if recorded is not None and recorded != migration.checksum:
+            msg = (
+                f"migration {migration.name} changed after it was applied to database "
+                f"{database} (applied checksum {recorded}, the file's now {migration.checksum}): "
+                "put schema changes in a new migration file and restore this one"
+            )
+            raise MigrationChangedError(msg)
     now = datetime.now(UTC)
     newly = []
     for migration in migrations:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from decimal import Decimal
+from importlib import resources
 from pathlib import Path
 
 import polars as pl
@@ -13,7 +14,7 @@ import pytest
 from pipeline.cli import main
 from pipeline.rating.columns import CALL_HISTORY_SCHEMA
 from pipeline.sinks.embedded import EmbeddedStore
-from pipeline.storage.migrations import load_migrations
+from pipeline.storage.migrations import MigrationChangedError, load_migrations
 from pipeline.storage.reports import export_call_history
 from tests.builders import cdr, deck_row, simple_reference
 
@@ -67,3 +68,36 @@ def test_export_of_an_empty_store(tmp_path: Path) -> None:
         table = export_call_history(store)
     assert table.num_rows == 0
     assert table.schema == CALL_HISTORY_SCHEMA
+
+
+def test_an_applied_migration_that_changed_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    schemas = tmp_path / "schemas"
+    schemas.mkdir()
+    for migration in load_migrations():
+        source = resources.files("pipeline.schemas") / "clickhouse" / migration.name
+        (schemas / migration.name).write_text(source.read_text(encoding="utf-8"))
+    monkeypatch.setenv("VMGATE_SCHEMAS", str(schemas))
+    store = tmp_path / "store"
+    assert main(["setup", "--no-kafka", "--store", str(store)]) == 0
+    capsys.readouterr()
+    # Someone edits an applied file instead of adding a new one.
+    edited = schemas / "002_payments.sql"
+    edited.write_text(edited.read_text().replace("note String", "note String, extra String"))
+    assert main(["setup", "--no-kafka", "--store", str(store)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1
+    assert "migration 002_payments.sql changed after it was applied" in err[0]
+    assert "new migration file" in err[0]
+    with EmbeddedStore(store) as opened, pytest.raises(MigrationChangedError):
+        opened.migrate()
+    # A new file is the way: the edit restored, the change added as 099.
+    edited.write_text(
+        (resources.files("pipeline.schemas") / "clickhouse" / edited.name).read_text()
+    )
+    (schemas / "099_extra.sql").write_text(
+        "ALTER TABLE payments ADD COLUMN IF NOT EXISTS extra String;\n"
+    )
+    assert main(["setup", "--no-kafka", "--store", str(store)]) == 0
+    assert "099_extra.sql" in capsys.readouterr().out

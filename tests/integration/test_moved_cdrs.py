@@ -15,7 +15,6 @@ servers before 26.3 (the compose stack pins 25.3) read a ``start_time`` window o
 
 from __future__ import annotations
 
-import shutil
 from collections import defaultdict
 from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -379,9 +378,9 @@ def test_migrating_a_store_with_moved_cdrs_repairs_it(
 ) -> None:
     before_006 = tmp_path / "schemas-005"
     before_006.mkdir()
-    for path in sorted(schemas_dir().glob("*.sql")):
-        if path.name < "006":
-            shutil.copy(path, before_006)
+    for path in schemas_dir().iterdir():
+        if path.name.endswith(".sql") and path.name < "006":
+            (before_006 / path.name).write_text(path.read_text(encoding="utf-8"), encoding="utf-8")
     with open_path(kind, tmp_path, unique_database()) as opened:
         store = opened.store
         monkeypatch.setenv("VMGATE_SCHEMAS", str(before_006))

@@ -1,0 +1,1 @@
+"""The ClickHouse DDL (clickhouse/*.sql), shipped with the package as data."""
