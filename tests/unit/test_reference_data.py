@@ -9,7 +9,7 @@ import pytest
 from pipeline.rating.exceptions import ReferenceDataError
 from pipeline.rating.reference import Scope
 from pipeline.reference.loader import load_plans_folder
-from tests.builders import association, deck_row, membership, plan, write_plans
+from tests.builders import association, cdr, deck_row, membership, plan, rate, write_plans
 
 
 def _problems(folder: Path) -> list[str]:
@@ -152,10 +152,11 @@ def test_overlapping_associations_are_refused(tmp_path: Path) -> None:
 
 
 def test_touching_intervals_do_not_overlap(tmp_path: Path) -> None:
+    """An interval ends where the next begins: the boundary instant belongs to the next one."""
     write_plans(
         tmp_path,
         [plan("P", "customer"), plan("Q", "customer")],
-        {"P": [], "Q": []},
+        {"P": [deck_row("44", "0.1")], "Q": [deck_row("44", "0.2")]},
         [
             association("customer", "cust", "P", effective_until="2026-03-20T00:00:00Z"),
             association("customer", "cust", "Q", effective_from="2026-03-20T00:00:00Z"),
@@ -165,7 +166,16 @@ def test_touching_intervals_do_not_overlap(tmp_path: Path) -> None:
             membership("gw", "b", effective_from="2026-03-20T00:00:00Z"),
         ],
     )
-    load_plans_folder(tmp_path)
+    reference = load_plans_folder(tmp_path)
+    before, at = rate(
+        reference,
+        [
+            cdr(cdr_id="before", start_time="2026-03-19T23:59:59.999999Z"),
+            cdr(cdr_id="at", start_time="2026-03-20T00:00:00Z"),
+        ],
+    )
+    assert (before["customer_plan_id"], before["reseller_id"]) == ("P", "a")
+    assert (at["customer_plan_id"], at["reseller_id"]) == ("Q", "b")
 
 
 def test_overlapping_memberships_are_refused(tmp_path: Path) -> None:
