@@ -11,7 +11,8 @@ DEV    := $(VENV)/.installed-dev
 help:
 	@echo "make demo        build a synthetic network, rate it into ./demo-data and report"
 	@echo "make test        install dev tools, run ruff, mypy and every test (starts its own Kafka)"
-	@echo "make unit        unit tests only (no services)"
+	@echo "make unit        unit tests only (no broker, no Java, no HTTP endpoint; seconds)"
+	@echo "make integration the tests with a real Kafka broker and ClickHouse engine paths"
 	@echo "make kafka       start a local Kafka broker (prints its bootstrap address)"
 	@echo "make kafka-stop  stop it"
 
@@ -36,10 +37,10 @@ types: $(DEV)
 	$(BIN)/mypy
 
 unit: $(DEV)
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest -q -m "not integration"
 
 integration: $(DEV)
-	$(BIN)/pytest tests/integration -q
+	$(BIN)/pytest -q -m integration
 
 test: lint types
 	$(BIN)/pytest tests -q

@@ -12,7 +12,7 @@
   watcher holds the first, from ``decks import`` returning to the new version being ready.
 
 It prints seconds and peak RSS of each. The tests check memory and correctness of this path
-(``tests/integration/test_reference_topics.py``); the time is measured here, not there.
+(``tests/integration/reference/test_topics.py``); the time is measured here, not there.
 """
 
 from __future__ import annotations

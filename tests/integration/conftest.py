@@ -23,6 +23,9 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where confluent_kafka.admin imports it from
 
+from tests.support.chdb_http import ChdbHttpServer
+from tests.support.streaming import Pipeline
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka"
 
@@ -131,3 +134,21 @@ def unique_topic(kafka_bootstrap: str) -> Iterator[str]:
     finally:
         deleted = admin.delete_topics([topic], operation_timeout=30, request_timeout=30)
         deleted[topic].result(timeout=_TOPIC_LIMIT_S)
+
+
+@pytest.fixture
+def pipeline(kafka_bootstrap: str, tmp_path: Path) -> Pipeline:
+    run = uuid.uuid4().hex[:10]
+    return Pipeline(
+        root=tmp_path,
+        bootstrap=kafka_bootstrap,
+        cdr_topic=f"cdr-{run}",
+        dlq_topic=f"dlq-{run}",
+        group=f"raters-{run}",
+    )
+
+
+@pytest.fixture
+def clickhouse(tmp_path: Path) -> Iterator[ChdbHttpServer]:
+    with ChdbHttpServer(tmp_path / "clickhouse") as server:
+        yield server

@@ -23,8 +23,6 @@ from clickhouse_connect.driver.exceptions import DatabaseError
 
 from tests.support.chdb_http import ChdbHttpServer, RecordedRequest
 
-pytestmark = pytest.mark.integration
-
 UTC = dt.UTC
 MONEY = pa.decimal128(18, 6)
 

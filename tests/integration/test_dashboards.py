@@ -39,8 +39,6 @@ from tests.support.grafana import (
     render_sql,
 )
 
-pytestmark = pytest.mark.integration
-
 DASHBOARDS = load_dashboards()
 CLICKHOUSE_QUERIES = [
     q

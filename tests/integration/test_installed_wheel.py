@@ -16,11 +16,8 @@ import sysconfig
 from decimal import Decimal
 from pathlib import Path
 
-import pytest
-
 from tests.builders import cdr, deck_row, simple_reference
 
-pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
 _LIMIT_S = 600.0
 

@@ -16,8 +16,6 @@ from dataclasses import dataclass
 import pytest
 from confluent_kafka import Consumer, KafkaError, Message, Producer, TopicPartition
 
-pytestmark = pytest.mark.integration
-
 MESSAGE_COUNT = 1_000
 _LIMIT_S = 60.0
 

@@ -43,8 +43,6 @@ from pipeline.synthetic import NetworkSpec, write_network
 from tests.reference_rater import rate_reference
 from tests.support.chdb_http import ChdbHttpServer
 
-pytestmark = pytest.mark.integration
-
 _LIMIT_S = 300.0  # safety net only, never asserted on
 COMPARED = [
     "reseller_id",
@@ -416,10 +414,10 @@ print(json.dumps({"version": reference.version, "rows": reference.deck_row_count
 def test_a_million_row_deck_publishes_in_chunks_and_loads_in_bounded_memory(run: Run) -> None:
     """No timing here: the benchmark measures it. Memory: the rater that loads the deck from
     the topics peaks at most two publication sizes above one that loads the same folder."""
-    from tests.integration.test_large_deck import PREFIXES, _write_folder
+    from tests.support.large_deck import PREFIXES, write_large_deck_folder
 
     plans = run.root / "plans"
-    _write_folder(plans)
+    write_large_deck_folder(plans)
     size = sum(path.stat().st_size for path in plans.rglob("*.csv"))
     published = run.cli("decks", "import", "--plans", str(plans)).stdout
     assert f"{PREFIXES:,} deck rows" in published

@@ -106,7 +106,8 @@ def test_bad_reference_data_is_refused_with_file_and_line(
 
 def test_missing_cdr_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     plans, _ = _files(tmp_path)
-    with pytest.raises(SystemExit) as done:  # refused while parsing (tests/unit/test_cli_usage.py)
+    # refused while parsing (tests/unit/commands/test_usage_errors.py)
+    with pytest.raises(SystemExit) as done:
         main(
             [
                 "rate",

@@ -17,7 +17,7 @@ import pytest
 from pipeline.cli import main
 from tests.builders import cdr, deck_row, simple_reference
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 FROM, TO = "2026-03-01T00:00:00Z", "2026-03-02T00:00:00Z"
 
 

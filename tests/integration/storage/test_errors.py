@@ -26,8 +26,6 @@ from pipeline.storage.errors import StoreErrorKind, examine_store_error
 from tests.builders import cdr, deck_row, rate_table, simple_reference
 from tests.support.chdb_http import ChdbHttpServer
 
-pytestmark = pytest.mark.integration
-
 PERMANENT, TRANSIENT = StoreErrorKind.PERMANENT, StoreErrorKind.TRANSIENT
 
 

@@ -1,6 +1,6 @@
 """Storage errors classified: the embedded engine (chdb, in process) provokes them for real.
 
-The server path (clickhouse-connect over HTTP) is in ``tests/integration/test_store_errors.py``.
+The server path (clickhouse-connect over HTTP) is in ``tests/integration/storage/test_errors.py``.
 """
 
 from __future__ import annotations

@@ -26,9 +26,7 @@ from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.storage.payments import Payment, record_payment
 from pipeline.storage.reports import export_call_history
 from pipeline.synthetic import NetworkSpec, NetworkSummary, write_network
-from tests.integration.test_store_paths import PATHS, open_path, unique_database
-
-pytestmark = pytest.mark.integration
+from tests.support.stores import PATHS, open_path, unique_database
 
 RATED_AT = datetime(2026, 4, 1, tzinfo=UTC)
 LEG_COLUMNS_HIDDEN_FROM_RESELLERS = {

@@ -18,8 +18,6 @@ from pipeline.storage.migrations import MigrationChangedError, load_migrations
 from pipeline.storage.reports import export_call_history
 from tests.builders import cdr, deck_row, simple_reference
 
-pytestmark = pytest.mark.integration
-
 
 def test_ddl_matches_the_call_history_schema(tmp_path: Path) -> None:
     with EmbeddedStore(tmp_path / "store") as store:

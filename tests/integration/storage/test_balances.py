@@ -24,8 +24,6 @@ from pipeline.storage.balances import billing_overview, refresh_balances
 from pipeline.synthetic import NetworkSpec, write_network
 from tests.reference_rater import LEGS, rate_reference
 
-pytestmark = pytest.mark.integration
-
 Key = tuple[str, str, str, str]
 SCOPE_OF_KIND = {
     "customer_payment_in": "customer",

@@ -34,9 +34,7 @@ from pipeline.storage.balances import refresh_balances
 from pipeline.storage.migrations import schemas_dir
 from pipeline.storage.reports import call_history, export_call_history
 from tests.builders import association, cdr, deck_row, membership, plan, write_plans
-from tests.integration.test_store_paths import PATHS, open_path, rated, unique_database
-
-pytestmark = pytest.mark.integration
+from tests.support.stores import PATHS, open_path, rated, unique_database
 
 T0 = datetime(2026, 4, 1, tzinfo=UTC)
 FROM = "2026-01-01T00:00:00Z"

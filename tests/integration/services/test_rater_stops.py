@@ -14,7 +14,6 @@ import time
 from pathlib import Path
 
 import polars as pl
-import pytest
 from confluent_kafka import Producer
 from confluent_kafka.admin import (  # type: ignore[attr-defined]
     AdminClient,
@@ -25,18 +24,14 @@ from confluent_kafka.admin import (  # type: ignore[attr-defined]
 
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.storage.reports import export_call_history
-from tests.integration.test_streaming_rater import (
-    _LIMIT_S,
+from tests.support.streaming import (
+    LIMIT_S,
     Pipeline,
-    _dead_letters,
-    _lag,
-    _network,
-    _wait,
-    pipeline,
+    dead_letters,
+    lag,
+    network,
+    wait,
 )
-
-pytestmark = pytest.mark.integration
-__all__ = ["pipeline"]  # the fixture, used by name
 
 
 def _rows(store: Path) -> int:
@@ -46,7 +41,7 @@ def _rows(store: Path) -> int:
 
 def _stops(pipeline: Pipeline, log_name: str, store: Path) -> str:
     rater = pipeline.start_rater("--store", str(store), "--exit-when-idle", "20", log_name=log_name)
-    code = rater.wait(timeout=_LIMIT_S)
+    code = rater.wait(timeout=LIMIT_S)
     text = (pipeline.root / f"{log_name}.log").read_text()
     assert code == 3, text[-3000:]
     assert "Traceback" not in text
@@ -75,13 +70,13 @@ def _set_topic_limit(pipeline: Pipeline, topic: str, limit: int) -> None:
 def test_a_dead_letter_the_topic_refuses_stops_the_rater_before_anything_is_stored(
     pipeline: Pipeline,
 ) -> None:
-    cdrs, _, _ = _network(pipeline, 300, seed=41)
+    cdrs, _, _ = network(pipeline, 300, seed=41)
     store = pipeline.root / "store"
     pipeline.cli("setup", "--store", str(store))
     # A rater starts, reads the topic's limit, and waits.
     rater = pipeline.start_rater("--store", str(store), "--exit-when-idle", "60", log_name="first")
     log = pipeline.root / "first.log"
-    deadline = time.monotonic() + _LIMIT_S
+    deadline = time.monotonic() + LIMIT_S
     while "assigned" not in log.read_text():
         assert time.monotonic() < deadline, "the rater was not assigned its partitions"
         assert rater.poll() is None, log.read_text()[-3000:]
@@ -94,21 +89,21 @@ def test_a_dead_letter_the_topic_refuses_stops_the_rater_before_anything_is_stor
     noise = random.Random(41).randbytes(9_000)  # incompressible: lz4 cannot make it fit
     producer.produce(pipeline.cdr_topic, key=b"bad", value=noise)
     assert producer.flush(30) == 0
-    code = rater.wait(timeout=_LIMIT_S)
+    code = rater.wait(timeout=LIMIT_S)
     text = log.read_text()
     assert code == 3, text[-3000:]
     assert "rater stopped, batch not committed" in text
     assert "MSG_SIZE_TOO_LARGE" in text or "too large" in text.lower()
     # Nothing of the refused batch was stored: the rows are those of the batches committed
     # before it (the dead letter is written before call history).
-    assert _rows(store) + len(_dead_letters(pipeline)) == _committed(pipeline)
+    assert _rows(store) + len(dead_letters(pipeline)) == _committed(pipeline)
     assert _committed(pipeline) < 301
     # A restart reads the topic's limit again and fits the letter to it.
     second = pipeline.start_rater("--store", str(store), "--exit-when-idle", "4", log_name="second")
-    _wait(second, pipeline, "second")
+    wait(second, pipeline, "second")
     digest = hashlib.sha256(noise).hexdigest().encode()
     [(value, letter)] = [
-        (v, h) for v, h in _dead_letters(pipeline) if h["dlq.original.sha256"] == digest
+        (v, h) for v, h in dead_letters(pipeline) if h["dlq.original.sha256"] == digest
     ]
     assert letter["dlq.truncated"] == b"true"
     assert letter["dlq.original.size"] == b"9000"
@@ -117,16 +112,16 @@ def test_a_dead_letter_the_topic_refuses_stops_the_rater_before_anything_is_stor
     with EmbeddedStore(store) as opened:
         history = pl.from_arrow(export_call_history(opened))
     assert isinstance(history, pl.DataFrame)
-    rejected = len(_dead_letters(pipeline))
+    rejected = len(dead_letters(pipeline))
     assert history.height + rejected == len(lines) + 1
     assert history["cdr_id"].n_unique() == history.height
-    assert _lag(pipeline) == 0
+    assert lag(pipeline) == 0
 
 
 def test_a_call_history_schema_mismatch_stops_the_rater_without_committing(
     pipeline: Pipeline,
 ) -> None:
-    cdrs, _, _ = _network(pipeline, 500, seed=42)
+    cdrs, _, _ = network(pipeline, 500, seed=42)
     store = pipeline.root / "store"
     pipeline.cli("setup", "--store", str(store))
     pipeline.cli("produce", "--cdrs", str(cdrs))
@@ -141,7 +136,7 @@ def test_a_call_history_schema_mismatch_stops_the_rater_without_committing(
     with EmbeddedStore(store) as opened:
         opened.execute("ALTER TABLE call_history ADD COLUMN caller String AFTER cdr_reseller_id")
     fixed = pipeline.start_rater("--store", str(store), "--exit-when-idle", "4", log_name="fixed")
-    _wait(fixed, pipeline, "fixed")
+    wait(fixed, pipeline, "fixed")
     lines = [line for line in cdrs.read_bytes().splitlines() if line.strip()]
     with EmbeddedStore(store) as opened:
         history = pl.from_arrow(export_call_history(opened))
@@ -149,5 +144,5 @@ def test_a_call_history_schema_mismatch_stops_the_rater_without_committing(
     assert isinstance(history, pl.DataFrame)
     assert raw == history.height  # the stopped attempts inserted nothing, not even once
     assert history["cdr_id"].n_unique() == history.height
-    assert history.height + len(_dead_letters(pipeline)) == len(lines)
-    assert _lag(pipeline) == 0
+    assert history.height + len(dead_letters(pipeline)) == len(lines)
+    assert lag(pipeline) == 0

@@ -15,7 +15,6 @@ from decimal import Decimal
 from pathlib import Path
 
 import polars as pl
-import pytest
 from confluent_kafka import Producer
 
 from pipeline.rating.decode import decode_cdrs
@@ -24,19 +23,15 @@ from pipeline.services.offline import rate_file
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.storage.reports import export_call_history
 from tests.builders import RATED_AT
-from tests.integration.test_streaming_rater import (
+from tests.support.streaming import (
     Pipeline,
-    _dead_letters,
-    _lag,
-    _network,
-    _overview_of,
-    _sums,
-    _wait,
-    pipeline,
+    dead_letters,
+    lag,
+    network,
+    overview_of,
+    sums,
+    wait,
 )
-
-pytestmark = pytest.mark.integration
-__all__ = ["pipeline"]  # the fixture, used by name
 
 
 def _hostile(template: dict[str, object]) -> list[tuple[bytes | None, bytes | None]]:
@@ -75,7 +70,7 @@ def _hostile(template: dict[str, object]) -> list[tuple[bytes | None, bytes | No
 
 
 def test_hostile_messages_never_stop_the_rater(pipeline: Pipeline) -> None:
-    cdrs, _, _ = _network(pipeline, 2_000, seed=31)
+    cdrs, _, _ = network(pipeline, 2_000, seed=31)
     lines = [line for line in cdrs.read_bytes().splitlines() if line.strip()]
     valid_template = next(
         json.loads(line) for line in lines if decode_cdrs([line]).rejected.height == 0
@@ -103,7 +98,7 @@ def test_hostile_messages_never_stop_the_rater(pipeline: Pipeline) -> None:
 
     for run in ("first", "second"):  # no crash loop: a second run finds nothing to do
         rater = pipeline.start_rater("--store", str(store), "--exit-when-idle", "3", log_name=run)
-        _wait(rater, pipeline, run)
+        wait(rater, pipeline, run)
     assert "consumed 0," in (pipeline.root / "second.log").read_text()
 
     # What offline `rate` makes of the same messages is what the rater must have done.
@@ -125,7 +120,7 @@ def test_hostile_messages_never_stop_the_rater(pipeline: Pipeline) -> None:
     assert sorted(history["cdr_id"].to_list()) == sorted(offline["cdr_id"].to_list())
     assert "hostile-12" in history["cdr_id"].to_list()
 
-    letters = _dead_letters(pipeline)
+    letters = dead_letters(pipeline)
     by_digest: dict[str, list[tuple[bytes, dict[str, bytes]]]] = {}
     for value, headers in letters:
         by_digest.setdefault(headers["dlq.original.sha256"].decode(), []).append((value, headers))
@@ -150,7 +145,7 @@ def test_hostile_messages_never_stop_the_rater(pipeline: Pipeline) -> None:
     assert reasons == offline_reasons
     big_key = [h for _, h in letters if "dlq.key.sha256" in h]
     assert len(big_key) == 1
-    payment_letters = _dead_letters(
+    payment_letters = dead_letters(
         replace(pipeline, dlq_topic=f"{pipeline.cdr_topic}-payments-dlq")
     )
     assert sorted(h["dlq.original.size"] for _, h in payment_letters) == sorted(
@@ -158,7 +153,7 @@ def test_hostile_messages_never_stop_the_rater(pipeline: Pipeline) -> None:
     )
     # Nothing lost: every message is rated or a dead letter, once.
     assert history.height + len(letters) == len(lines) + len(hostile)
-    assert _lag(pipeline) == 0
+    assert lag(pipeline) == 0
 
     # Corrected CDRs: balances are pre-aggregated, then some CDRs come again a day or a month
     # later; balances and the billing overview still equal sums over call history.
@@ -180,12 +175,12 @@ def test_hostile_messages_never_stop_the_rater(pipeline: Pipeline) -> None:
     fixes.write_text("\n".join(corrections) + "\n")
     pipeline.cli("produce", "--cdrs", str(fixes))
     third = pipeline.start_rater("--store", str(store), "--exit-when-idle", "3", log_name="third")
-    _wait(third, pipeline, "third")
+    wait(third, pipeline, "third")
     with EmbeddedStore(store) as opened:
         after = pl.from_arrow(export_call_history(opened))
     assert isinstance(after, pl.DataFrame)
     assert after.height == history.height
-    assert _sums(after) != _sums(history)
+    assert sums(after) != sums(history)
     _assert_balances_equal_history(pipeline, store, after)
 
 
@@ -197,11 +192,11 @@ def _assert_balances_equal_history(pipeline: Pipeline, store: Path, history: pl.
         (b["tenant_id"], b["scope"], b["account_id"], b["currency"]): Decimal(b["amount"])
         for b in balances
     }
-    assert stored == _sums(history)
+    assert stored == sums(history)
     overview = json.loads(
         pipeline.cli("billing-overview", "--store", str(store), "--format", "json").stdout
     )
-    assert overview == _overview_of(_sums(history))
+    assert overview == overview_of(sums(history))
 
 
 def test_offline_rate_survives_the_same_file(tmp_path: Path) -> None:

@@ -22,8 +22,6 @@ from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.storage.reports import LEG_TOTALS_SQL
 from pipeline.synthetic import NetworkSpec, write_network
 
-pytestmark = pytest.mark.integration
-
 WINDOW = ("2026-03-01T00:00:00Z", "2026-03-18T00:00:00Z")
 
 

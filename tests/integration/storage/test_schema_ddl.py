@@ -42,8 +42,6 @@ from pipeline.storage.cluster_ddl import (
 from pipeline.storage.migrations import Migration, load_migrations, render
 from pipeline.synthetic import NetworkSpec, write_network
 
-pytestmark = pytest.mark.integration
-
 CLUSTER = "vmgate_cluster"
 DATABASE = "vmgate"
 EVIL_IDS = [
