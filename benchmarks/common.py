@@ -21,6 +21,7 @@ import tempfile
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +30,10 @@ _HWM = re.compile(r"VmHWM:\s+(\d+)\s+kB")
 _RSS = re.compile(r"VmRSS:\s+(\d+)\s+kB")
 
 JSON = dict[str, Any]
+
+#: The rated-at instant every benchmark passes to the engine and to the baselines (the rating
+#: core reads no clock): fixed, so every run rates the same input the same way.
+RATED_AT = datetime(2026, 4, 1, tzinfo=UTC)
 
 
 class WorkerError(RuntimeError):

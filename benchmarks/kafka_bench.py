@@ -369,7 +369,7 @@ def throughput(
     if profile and profiles[0].exists():
         import pstats
 
-        from benchmarks.core_bench import summarise_profile
+        from benchmarks.profiling import summarise_profile
 
         summary_of_profile = summarise_profile(pstats.Stats(str(profiles[0])), 30)
     return {

@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import JSON, PeakRss, median
+from benchmarks.common import JSON, RATED_AT, PeakRss, median
 
 
 def _rated_table(params: JSON) -> Any:
-    from benchmarks.core_bench import RATED_AT
     from benchmarks.datagen import read_lines
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch
