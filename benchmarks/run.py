@@ -360,8 +360,8 @@ class Harness:
 
     def _kafka(self, bootstrap: str) -> JSON:
         from benchmarks.datagen import read_lines
+        from benchmarks.http_store import clickhouse_http
         from benchmarks.kafka_bench import Flow, latency, produce_file, throughput, unique
-        from tests.support.chdb_http import ChdbHttpServer
 
         plan, data = self.plan, self.data
         topic = unique("cdr")
@@ -387,9 +387,9 @@ class Harness:
                 profile=True,
                 broker=self.broker,
             )
-        with ChdbHttpServer(root / "clickhouse") as server:
+        with clickhouse_http(root / "clickhouse") as server_url:
             out["one_http"] = throughput(
-                flow("one_http", f"{server.url}/{unique('one')}"),
+                flow("one_http", f"{server_url}/{unique('one')}"),
                 data.plans,
                 messages,
                 1,
@@ -397,7 +397,7 @@ class Harness:
                 broker=self.broker,
             )
             out["two_http"] = throughput(
-                flow("two_http", f"{server.url}/{unique('two')}"),
+                flow("two_http", f"{server_url}/{unique('two')}"),
                 data.plans,
                 messages,
                 2,
@@ -406,7 +406,7 @@ class Harness:
             )
             out["latency"] = []
             for rate, seconds in plan.latency_loads:
-                latency_flow = flow(f"latency_{rate}", f"{server.url}/{unique('lat')}")
+                latency_flow = flow(f"latency_{rate}", f"{server_url}/{unique('lat')}")
                 latency_flow.cdr_topic = unique("lat")
                 out["latency"].append(
                     latency(
