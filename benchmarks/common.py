@@ -1,4 +1,4 @@
-"""Shared helpers: timing, peak RSS, subprocess workers and the result table.
+"""Shared helpers: timing, peak RSS and the subprocesses that measure.
 
 Every measurement runs in a subprocess started by :func:`run_worker` (``python -m
 benchmarks.worker TASK``): it can pin itself to one core before numpy and polars start their
@@ -221,73 +221,6 @@ def run_worker(
     result: JSON = json.loads(result_path.read_text())
     result["worker_wall_s"] = outcome.seconds
     return result
-
-
-@dataclass
-class Row:
-    """One line of the result table.
-
-    ``value`` is a throughput (higher is better) unless ``unit`` is ``s``, ``ms`` or ``MB``
-    (lower is better); ``ratio`` is always "times better than the baseline" (speed-up, time
-    or memory saved).
-    """
-
-    stage: str
-    value: float
-    unit: str = "CDR/s"
-    baseline: str = ""
-    baseline_value: float | None = None
-    peak_mb: float | None = None
-    note: str = ""
-    paired_ratio: float | None = None  # median of ratios taken within the same round
-
-    @property
-    def ratio(self) -> float | None:
-        """How many times better than the baseline; None when there is none."""
-        if self.paired_ratio is not None:
-            return self.paired_ratio
-        if self.baseline_value is None or not self.baseline_value or not self.value:
-            return None
-        if self.unit in {"s", "ms", "MB"}:
-            return self.baseline_value / self.value
-        return self.value / self.baseline_value
-
-
-def format_value(value: float | None, unit: str) -> str:
-    """A number with its unit, readable in a table."""
-    if value is None:
-        return ""
-    if unit in {"s", "ms"}:
-        return f"{value:,.2f} {unit}" if value < 100 else f"{value:,.0f} {unit}"
-    return f"{value:,.0f} {unit}" if value >= 100 else f"{value:,.1f} {unit}"
-
-
-def table_lines(rows: Sequence[Row]) -> list[str]:
-    """The rows as a Markdown table (also readable as plain text)."""
-    header = ["stage", "result", "baseline (same run)", "baseline result", "ratio", "peak RSS"]
-    body: list[list[str]] = []
-    for row in rows:
-        ratio = row.ratio
-        body.append(
-            [
-                row.stage,
-                format_value(row.value, row.unit),
-                row.baseline,
-                format_value(row.baseline_value, row.unit),
-                f"{ratio:,.1f}x" if ratio is not None else "",
-                f"{row.peak_mb:,.0f} MB" if row.peak_mb else "",
-            ]
-        )
-    widths = [
-        max(len(h), *(len(r[i]) for r in body)) if body else len(h) for i, h in enumerate(header)
-    ]
-
-    def line(cells: Sequence[str]) -> str:
-        return "| " + " | ".join(c.ljust(w) for c, w in zip(cells, widths, strict=True)) + " |"
-
-    out = [line(header), "|" + "|".join("-" * (w + 2) for w in widths) + "|"]
-    out += [line(r) for r in body]
-    return out
 
 
 def run_reporting_child(
