@@ -17,7 +17,7 @@ from benchmarks.common import JSON, RATED_AT, PeakRss, median
 
 
 def _ru_maxrss_mb() -> float:
-    """This process's peak RSS from ``getrusage`` (honest here: see ``common._LAUNCHER``)."""
+    """This process's peak RSS from ``getrusage`` (honest here: see ``processes._LAUNCHER``)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 

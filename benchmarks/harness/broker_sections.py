@@ -13,7 +13,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from benchmarks.common import JSON, run_reporting_child
+from benchmarks.common import JSON
 from benchmarks.datagen import read_lines
 from benchmarks.harness.config import RunConfig
 from benchmarks.harness.inputs import RunInputs
@@ -27,6 +27,7 @@ from benchmarks.kafka_bench import (
     throughput,
     unique,
 )
+from benchmarks.processes import run_reporting_child
 
 
 def kafka_section(

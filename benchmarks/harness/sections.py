@@ -15,9 +15,10 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from benchmarks.common import JSON, run_worker
+from benchmarks.common import JSON
 from benchmarks.harness.config import RunConfig
 from benchmarks.harness.inputs import RunInputs
+from benchmarks.processes import run_worker
 
 
 class Harness:
