@@ -13,11 +13,11 @@ import resource
 import time
 from pathlib import Path
 
-from benchmarks.common import JSON, PeakRss, median
+from benchmarks.common import JSON, RATED_AT, PeakRss, median
 
 
 def _ru_maxrss_mb() -> float:
-    """This process's peak RSS from ``getrusage`` (honest here: see ``common._LAUNCHER``)."""
+    """This process's peak RSS from ``getrusage`` (honest here: see ``processes._LAUNCHER``)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -26,7 +26,7 @@ def deck_build(params: JSON) -> JSON:
     import polars as pl
 
     import pipeline.rating.engine  # noqa: F401 (imports counted in the baseline RSS)
-    from benchmarks.core_bench import RATED_AT, StageClock, instrumented
+    from benchmarks.core_bench import StageClock, instrumented
     from benchmarks.datagen import read_lines
     from pipeline.prefix_trie import DeckIndex, DeckRows
     from pipeline.rating.decode import decode_cdrs

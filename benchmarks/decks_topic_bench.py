@@ -30,9 +30,9 @@ from typing import Any
 
 import polars as pl
 
-from benchmarks.common import python_env, run_reporting_child, wait_child
 from benchmarks.datagen import big_deck_network
 from benchmarks.kafka_bench import LocalBroker
+from benchmarks.processes import python_env, run_reporting_child, wait_child
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     import faust
 
     from benchmarks import naive
-    from benchmarks.core_bench import RATED_AT
+    from benchmarks.common import RATED_AT
     from pipeline.rating.columns import CALL_HISTORY_SCHEMA
     from pipeline.sinks.embedded import EmbeddedStore
 

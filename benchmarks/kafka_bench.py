@@ -34,15 +34,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from benchmarks.common import (
-    JSON,
-    REPO_ROOT,
-    ChildOutcome,
-    WorkerError,
-    child_hwm_kb,
-    python_env,
-    wait_child,
-)
+from benchmarks.common import JSON, REPO_ROOT, child_hwm_kb
+from benchmarks.processes import ChildOutcome, WorkerError, python_env, wait_child
 
 KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka"
 _ADDRESS = re.compile(r"^127\.0\.0\.1:\d+$")
@@ -369,7 +362,7 @@ def throughput(
     if profile and profiles[0].exists():
         import pstats
 
-        from benchmarks.core_bench import summarise_profile
+        from benchmarks.profiling import summarise_profile
 
         summary_of_profile = summarise_profile(pstats.Stats(str(profiles[0])), 30)
     return {

@@ -139,13 +139,9 @@ def _store(kind: str, folder: Path) -> Iterator[Any]:
             store.migrate()
             yield store
     else:
-        from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
-        from tests.support.chdb_http import ChdbHttpServer
+        from benchmarks.http_store import server_store
 
-        with (
-            ChdbHttpServer(folder) as server,
-            ServerStore(ServerSettings.from_url(f"{server.url}/bench")) as store,
-        ):
+        with server_store(folder, "bench") as store:
             store.migrate()
             yield store
 

@@ -25,7 +25,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Context, Decimal, local
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import JSON, PeakRss
+from benchmarks.common import JSON, RATED_AT, PeakRss
 
 LEGS = ("customer", "client", "reseller")
 REQUIRED_TEXT = (
@@ -523,7 +523,6 @@ def compare_with_engine(
 
 def naive_task(params: JSON) -> JSON:
     """Time the naive rater on ``count`` messages, per stage and whole, and check it."""
-    from benchmarks.core_bench import RATED_AT
     from benchmarks.datagen import read_lines
     from pipeline.rating.columns import CALL_HISTORY_SCHEMA
     from pipeline.rating.decode import decode_cdrs

@@ -27,8 +27,8 @@ import sys
 import tempfile
 from pathlib import Path
 
-from benchmarks.common import run_reporting_child
 from benchmarks.datagen import network
+from benchmarks.processes import run_reporting_child
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 

@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import JSON, PeakRss
+from benchmarks.common import JSON, RATED_AT, PeakRss
 
 _RAW_COLUMNS = (
     "cdr_id String, session_id String, tenant_id String, customer_id String, client_id String, "
@@ -182,7 +182,6 @@ class SqlMismatchError(AssertionError):
 
 
 def _engine_rows(params: JSON) -> dict[str, dict[str, Any]]:
-    from benchmarks.core_bench import RATED_AT
     from benchmarks.datagen import read_lines
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch

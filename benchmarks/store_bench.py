@@ -14,11 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.common import JSON, PeakRss, median
+from benchmarks.common import JSON, RATED_AT, PeakRss, median
 
 
 def _rated_table(params: JSON) -> Any:
-    from benchmarks.core_bench import RATED_AT
     from benchmarks.datagen import read_lines
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch
@@ -84,16 +83,13 @@ def store_task(params: JSON) -> JSON:
 
 def _http_writes(params: JSON, table: Any, runs: int, rss: PeakRss) -> JSON:
     """The same writes through clickhouse-connect to the chdb HTTP server in this process."""
-    from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
-    from tests.support.chdb_http import ChdbHttpServer
+    from benchmarks.http_store import server_store
 
-    with ChdbHttpServer(Path(params["store"]) / "http") as server:
-        settings = ServerSettings.from_url(f"{server.url}/bench_http")
-        with ServerStore(settings) as store:
-            store.migrate()
-            store.write_call_history(table)
-            seconds, peak = _writes(store, _copies(table, runs, "h"), rss)
-            stored = _count(store)
+    with server_store(Path(params["store"]) / "http", "bench_http") as store:
+        store.migrate()
+        store.write_call_history(table)
+        seconds, peak = _writes(store, _copies(table, runs, "h"), rss)
+        stored = _count(store)
     if stored != table.num_rows * (runs + 1):
         msg = f"HTTP store holds {stored} rows, expected {table.num_rows * (runs + 1)}"
         raise RuntimeError(msg)
