@@ -1,7 +1,7 @@
 """A tenant's accounts, and who is on which plan or with which reseller, when.
 
-``association_rows`` and ``membership_rows`` make the rows of ``associations.csv`` and
-``memberships.csv`` for one tenant: never overlapping for one account and scope (one client),
+``make_association_rows`` and ``make_membership_rows`` make the rows of ``associations.csv``
+and ``memberships.csv`` for one tenant: never overlapping for one account and scope (one client),
 with switches at change instants, gaps, Direct clients and a reseller without a plan.
 """
 
@@ -14,9 +14,30 @@ from datetime import datetime, timedelta
 from pipeline.synthetic._clock import Clock, ts
 from pipeline.synthetic._plans import Plan
 
+ASSOCIATIONS_HEADER: tuple[str, ...] = (
+    "scope",
+    "account_id",
+    "plan_id",
+    "effective_from",
+    "effective_until",
+)
+MEMBERSHIPS_HEADER: tuple[str, ...] = (
+    "client_id",
+    "reseller_id",
+    "effective_from",
+    "effective_until",
+)
+
 
 @dataclass
 class Tenant:
+    """One tenant's accounts and plans, and what its CDRs are drawn from.
+
+    ``customer_draw`` repeats each customer by its traffic weight (set with the associations);
+    ``pool_prefixes`` are prefixes of the tenant's decks and ``pool_lengths`` the length of a
+    full number under each (country code and national number).
+    """
+
     tenant_id: str
     customers: list[str]
     clients: list[str]
@@ -90,6 +111,7 @@ def make_association_rows(
 
 
 def make_membership_rows(rng: random.Random, tenant: Tenant, clock: Clock) -> list[list[str]]:
+    """Rows of memberships.csv for one tenant: members, Direct clients, changes at an instant."""
     resellers = tenant.resellers
     if not resellers:
         return []

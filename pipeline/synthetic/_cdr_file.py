@@ -20,6 +20,7 @@ _CHUNK_ROWS = 100_000  # rows built at once: bounds memory, keeps the vectorised
 def write_cdrs(
     spec: NetworkSpec, rng: random.Random, tenants: list[Tenant], clock: Clock, path: Path
 ) -> tuple[tuple[int, ...], tuple[str, ...]]:
+    """Write ``spec.cdrs`` lines to ``path``; return the malformed 1-based lines and kinds."""
     n = spec.cdrs
     g = np.random.default_rng(rng.getrandbits(128))
     n_bad = min(n, round(n * spec.malformed_ratio))

@@ -16,6 +16,8 @@ EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 @dataclass(frozen=True)
 class Clock:
+    """The month (UTC), the month before, a year before, and the instants where rates change."""
+
     month_start: datetime
     month_end: datetime
     prev_month_start: datetime

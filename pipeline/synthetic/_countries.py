@@ -27,6 +27,8 @@ OPERATORS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class Country:
+    """One country code: its areas and mobile prefixes as ``(suffix after cc, destination)``."""
+
     cc: str
     name: str
     national_len: int

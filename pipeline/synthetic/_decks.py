@@ -7,9 +7,23 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pipeline.synthetic._clock import MICROS, Clock, ts
-from pipeline.synthetic._countries import OPERATORS, Country
+from pipeline.synthetic._countries import COUNTRIES, OPERATORS, Country
 from pipeline.synthetic._plans import Plan
 
+DECK_HEADER: tuple[str, ...] = (
+    "prefix",
+    "destination",
+    "rate",
+    "connection_fee",
+    "initial_increment",
+    "subsequent_increment",
+    "effective_from",
+    "effective_until",
+)
+_MAIN: tuple[Country, ...] = tuple(c for c in COUNTRIES if not c.rare)
+_RARE: tuple[Country, ...] = tuple(c for c in COUNTRIES if c.rare)
+_DROP_MAIN: dict[str, float] = {"customer": 0.0, "client": 0.5, "reseller": 1.0}
+_KEEP_RARE: dict[str, float] = {"customer": 0.6, "client": 0.4, "reseller": 0.3}
 _INCREMENTS: tuple[tuple[int, int], ...] = ((1, 1), (60, 60), (30, 6), (60, 1), (6, 6))
 
 
@@ -39,6 +53,18 @@ def _base_prefixes(country: Country) -> list[_Base]:
         _Base(country.cc + s, f"{country.name} Mobile", True, country) for s in country.mobile
     )
     return out
+
+
+def deck_countries(rng: random.Random, scope: str) -> list[Country]:
+    """The countries one deck of ``scope`` carries.
+
+    Customer decks carry every main country, client decks miss one half of the time, reseller
+    decks always miss one; each rare country is kept with a chance that depends on the scope.
+    """
+    dropped = {rng.randrange(len(_MAIN))} if rng.random() < _DROP_MAIN[scope] else set()
+    countries = [c for i, c in enumerate(_MAIN) if i not in dropped]
+    countries += [c for c in _RARE if rng.random() < _KEEP_RARE[scope]]
+    return countries
 
 
 def make_deck_rows(

@@ -9,22 +9,23 @@ from __future__ import annotations
 
 import csv
 import random
+from collections.abc import Sequence
 from pathlib import Path
 
-from pipeline.synthetic._accounts import Tenant, make_association_rows, make_membership_rows
+from pipeline.synthetic._accounts import (
+    ASSOCIATIONS_HEADER,
+    MEMBERSHIPS_HEADER,
+    Tenant,
+    make_association_rows,
+    make_membership_rows,
+)
 from pipeline.synthetic._cdr_file import write_cdrs
-from pipeline.synthetic._clock import make_clock
-from pipeline.synthetic._countries import COUNTRIES
-from pipeline.synthetic._decks import make_deck_rows
-from pipeline.synthetic._plans import SCOPES, make_plans
+from pipeline.synthetic._clock import Clock, make_clock
+from pipeline.synthetic._decks import DECK_HEADER, deck_countries, make_deck_rows
+from pipeline.synthetic._plans import PLANS_HEADER, SCOPES, Plan, make_plans
 from pipeline.synthetic._spec import NetworkSpec, NetworkSummary, check_spec
 
-
-def _write_csv(path: Path, header: list[str], rows: list[list[str]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)
+_POOL_MAX = 200_000  # callee prefixes kept per tenant: bounds the CDR builder's memory
 
 
 def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> NetworkSummary:
@@ -41,86 +42,37 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
 
     plans_dir.mkdir(parents=True, exist_ok=True)
     (plans_dir / "decks").mkdir(exist_ok=True)
-    plan_rows: list[list[str]] = []
     association_rows: list[list[str]] = []
     membership_rows: list[list[str]] = []
     tenants: list[Tenant] = []
     deck_rows = 0
-    main = [c for c in COUNTRIES if not c.rare]
-    rare = [c for c in COUNTRIES if c.rare]
-    keep_rare = {"customer": 0.6, "client": 0.4, "reseller": 0.3}
-    drop_main = {"customer": 0.0, "client": 0.5, "reseller": 1.0}
     for tenant_id in tenant_ids:
-        prefix_lengths: dict[str, int] = {}
-        for scope in SCOPES:
-            for plan in plans[tenant_id][scope]:
-                plan_rows.append(
-                    [
-                        plan.plan_id,
-                        plan.tenant_id,
-                        plan.name,
-                        plan.scope,
-                        plan.currency,
-                        plan.decimals,
-                        plan.rounding,
-                    ]
-                )
-                dropped = {rng.randrange(len(main))} if rng.random() < drop_main[scope] else set()
-                countries = [c for i, c in enumerate(main) if i not in dropped]
-                countries += [c for c in rare if rng.random() < keep_rare[scope]]
-                rows = make_deck_rows(rng, plan, spec.prefixes_per_plan, clock, countries)
-                deck_rows += len(rows)
-                header = [
-                    "prefix",
-                    "destination",
-                    "rate",
-                    "connection_fee",
-                    "initial_increment",
-                    "subsequent_increment",
-                    "effective_from",
-                    "effective_until",
-                ]
-                _write_csv(plans_dir / "decks" / f"{plan.plan_id}.csv", header, rows)
-                by_cc = {c.cc: c for c in countries}
-                for r in rows:
-                    prefix = r[0]
-                    if prefix not in prefix_lengths:
-                        cc = next(prefix[:k] for k in (1, 2, 3) if prefix[:k] in by_cc)
-                        prefix_lengths[prefix] = len(cc) + by_cc[cc].national_len
-        resellers = [f"{tenant_id}-res-{k + 1:02d}" for k in range(spec.resellers_per_tenant)]
-        pool = sorted(prefix_lengths)
-        if len(pool) > 200_000:
-            pool = rng.sample(pool, 200_000)
+        written, number_lengths = _write_decks(
+            rng, plans[tenant_id], spec.prefixes_per_plan, clock, plans_dir / "decks"
+        )
+        deck_rows += written
+        pool = sorted(number_lengths)
+        if len(pool) > _POOL_MAX:
+            pool = rng.sample(pool, _POOL_MAX)
         tenant = Tenant(
             tenant_id=tenant_id,
             customers=[f"{tenant_id}-cus-{k + 1:03d}" for k in range(spec.customers_per_tenant)],
             clients=[f"{tenant_id}-gw-{k + 1:03d}" for k in range(spec.clients_per_tenant)],
-            resellers=resellers,
+            resellers=[f"{tenant_id}-res-{k + 1:02d}" for k in range(spec.resellers_per_tenant)],
             plans=plans[tenant_id],
             customer_draw=[],
             pool_prefixes=pool,
-            pool_lengths=[prefix_lengths[p] for p in pool],
+            pool_lengths=[number_lengths[p] for p in pool],
         )
-        rows_a, tenant.customer_draw = make_association_rows(rng, tenant, clock)
-        association_rows += rows_a
+        rows, tenant.customer_draw = make_association_rows(rng, tenant, clock)
+        association_rows += rows
         membership_rows += make_membership_rows(rng, tenant, clock)
         tenants.append(tenant)
 
-    _write_csv(
-        plans_dir / "plans.csv",
-        ["plan_id", "tenant_id", "name", "scope", "currency", "decimals", "rounding"],
-        plan_rows,
-    )
-    _write_csv(
-        plans_dir / "associations.csv",
-        ["scope", "account_id", "plan_id", "effective_from", "effective_until"],
-        association_rows,
-    )
-    _write_csv(
-        plans_dir / "memberships.csv",
-        ["client_id", "reseller_id", "effective_from", "effective_until"],
-        membership_rows,
-    )
+    plan_rows = [plan.row() for t in tenant_ids for scope in SCOPES for plan in plans[t][scope]]
+    _write_csv(plans_dir / "plans.csv", PLANS_HEADER, plan_rows)
+    _write_csv(plans_dir / "associations.csv", ASSOCIATIONS_HEADER, association_rows)
+    _write_csv(plans_dir / "memberships.csv", MEMBERSHIPS_HEADER, membership_rows)
     malformed_lines, malformed_kinds = write_cdrs(spec, rng, tenants, clock, cdrs_path)
 
     paid = tuple(r for t in tenants for r in t.resellers[: len(t.plans["reseller"])])
@@ -144,3 +96,35 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
         month_start=clock.month_start,
         month_end=clock.month_end,
     )
+
+
+def _write_decks(
+    rng: random.Random, plans: dict[str, list[Plan]], size: int, clock: Clock, decks_dir: Path
+) -> tuple[int, dict[str, int]]:
+    """Write one tenant's decks; return their row count and each prefix's full number length.
+
+    The length (country code plus national number) is what a callee under the prefix is filled
+    up to.
+    """
+    rows_written = 0
+    number_lengths: dict[str, int] = {}
+    for scope in SCOPES:
+        for plan in plans[scope]:
+            countries = deck_countries(rng, scope)
+            rows = make_deck_rows(rng, plan, size, clock, countries)
+            rows_written += len(rows)
+            _write_csv(decks_dir / f"{plan.plan_id}.csv", DECK_HEADER, rows)
+            by_cc = {c.cc: c for c in countries}
+            for row in rows:
+                prefix = row[0]
+                if prefix not in number_lengths:
+                    cc = next(prefix[:k] for k in (1, 2, 3) if prefix[:k] in by_cc)
+                    number_lengths[prefix] = len(cc) + by_cc[cc].national_len
+    return rows_written, number_lengths
+
+
+def _write_csv(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)

@@ -8,10 +8,21 @@ from dataclasses import dataclass
 from pipeline.synthetic._spec import NetworkSpec
 
 SCOPES: tuple[str, ...] = ("customer", "client", "reseller")
+PLANS_HEADER: tuple[str, ...] = (
+    "plan_id",
+    "tenant_id",
+    "name",
+    "scope",
+    "currency",
+    "decimals",
+    "rounding",
+)
 
 
 @dataclass(frozen=True)
 class Plan:
+    """One row of plans.csv."""
+
     plan_id: str
     tenant_id: str
     name: str
@@ -20,12 +31,25 @@ class Plan:
     decimals: str
     rounding: str
 
+    def row(self) -> list[str]:
+        """The plan's row of plans.csv, in the order of ``PLANS_HEADER``."""
+        return [
+            self.plan_id,
+            self.tenant_id,
+            self.name,
+            self.scope,
+            self.currency,
+            self.decimals,
+            self.rounding,
+        ]
+
 
 _DECIMALS_CYCLE: tuple[str, ...] = ("4", "2", "6", "0", "", "4", "6", "6", "4", "5", "3")
 _ROUNDING_CYCLE: tuple[str, ...] = ("half_up", "up", "down", "", "half_up", "down", "up")
 
 
 def make_plans(spec: NetworkSpec, tenant_ids: list[str]) -> dict[str, dict[str, list[Plan]]]:
+    """Plans by tenant and scope: one per paid reseller, the rest split customer/client."""
     t_count = spec.tenants
     paid_per_tenant = max(spec.resellers_per_tenant - 1, 0)
     rest = spec.plans - t_count * paid_per_tenant

@@ -53,6 +53,7 @@ class NetworkSummary:
 
 
 def check_spec(spec: NetworkSpec) -> None:
+    """Raise ``ValueError`` naming every field of ``spec`` that cannot be built."""
     problems: list[str] = []
     if spec.tenants < 1 or spec.customers_per_tenant < 1 or spec.clients_per_tenant < 1:
         problems.append("tenants, customers_per_tenant and clients_per_tenant must be >= 1")
