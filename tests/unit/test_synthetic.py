@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from pipeline import synthetic
 from pipeline.synthetic import MALFORMED_KINDS, NetworkSpec, NetworkSummary, write_network
 from tests.reference_rater import ReferenceResult, parse_timestamp, rate_reference
 
@@ -449,3 +450,32 @@ def test_small_spec_still_consistent(tmp_path: Path) -> None:
 def test_impossible_specs_are_refused(tmp_path: Path, spec: NetworkSpec) -> None:
     with pytest.raises(ValueError, match=r"NetworkSpec|month"):
         write_network(spec, tmp_path / "plans", tmp_path / "cdrs.jsonl")
+
+
+# --- the package boundary --------------------------------------------------------------------
+
+
+def test_the_public_api_is_what_the_package_exports() -> None:
+    assert sorted(synthetic.__all__) == [
+        "MALFORMED_KINDS",
+        "NetworkSpec",
+        "NetworkSummary",
+        "write_network",
+    ]
+    package = Path(synthetic.__file__).parent
+    modules = sorted(p.stem for p in package.glob("*.py") if p.name != "__init__.py")
+    assert modules, "the package has its modules"
+    assert all(name.startswith("_") for name in modules), modules
+
+
+def test_nothing_outside_the_package_imports_its_private_modules() -> None:
+    package = Path(synthetic.__file__).parent
+    root = package.parent.parent
+    private = re.compile(r"pipeline\.synthetic\._|from pipeline\.synthetic import \(?\s*_")
+    offenders = [
+        str(path.relative_to(root))
+        for folder in ("pipeline", "tests", "benchmarks")
+        for path in sorted((root / folder).rglob("*.py"))
+        if package not in path.parents and private.search(path.read_text(encoding="utf-8"))
+    ]
+    assert offenders == []
