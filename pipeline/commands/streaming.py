@@ -117,9 +117,9 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from pipeline.metrics import RaterMetrics
     from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
     from pipeline.reference.loader import load_plans_folder
+    from pipeline.services.metrics import RaterMetrics
     from pipeline.services.payments_ingest import PaymentsIngest
     from pipeline.services.rater import Rater, RaterStoppedError
     from pipeline.sinks.kafka_dlq import TransactionalCommitter

@@ -28,10 +28,10 @@ from types import FrameType
 import polars as pl
 import pyarrow as pa
 
-from pipeline.metrics import RaterMetrics
 from pipeline.rating.messages import rate_messages
 from pipeline.rating.reference import ReferenceData
 from pipeline.reference.feed import ReferenceWatcher
+from pipeline.services.metrics import RaterMetrics
 from pipeline.services.outcomes import Outcomes
 from pipeline.services.payments_ingest import PaymentsIngest
 from pipeline.sinks.contracts import CallHistoryStore

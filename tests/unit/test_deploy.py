@@ -20,7 +20,7 @@ import yaml
 
 from pipeline.cli import build_parser
 from pipeline.config import load_settings
-from pipeline.metrics import RaterMetrics
+from pipeline.services.metrics import RaterMetrics
 from pipeline.sinks.clickhouse_server import ServerSettings
 from tests.support.grafana import (
     CLICKHOUSE_TYPE,
@@ -41,7 +41,7 @@ COMPOSE = DEPLOY / "docker-compose.yml"
 
 
 def _rater_metric_names() -> tuple[frozenset[str], frozenset[str]]:
-    """The series names a rater exposes, read from its real registry (pipeline/metrics.py).
+    """The series names a rater exposes, read from its real registry (pipeline/services/metrics.py).
 
     Returns (every series name a query may use, one name per metric). Counters are exposed as
     ``<name>_total``, histograms as ``<name>_bucket``, ``_sum`` and ``_count``; the

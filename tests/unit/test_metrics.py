@@ -10,7 +10,7 @@ from collections import Counter
 from prometheus_client.parser import text_string_to_metric_families
 
 from pipeline.logs import JsonFormatter
-from pipeline.metrics import RaterMetrics
+from pipeline.services.metrics import RaterMetrics
 from pipeline.services.outcomes import Outcomes
 
 
