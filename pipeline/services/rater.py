@@ -13,6 +13,10 @@ SIGTERM or SIGINT let the batch in flight finish and commit, then the rater exit
 Reference data published to the topics (``decks import``) is watched in the background and a
 new version is swapped in between two batches, never during one; every row records the
 version it was rated with.
+
+The rater reaches Kafka and storage only through seams (:class:`CdrSource`,
+:class:`BatchCommitter`, :class:`CallHistoryStore`, :class:`ReferenceUpdates`);
+:mod:`pipeline.testing` implements them in memory, so the loop is unit-tested without a broker.
 """
 
 from __future__ import annotations
@@ -20,28 +24,23 @@ from __future__ import annotations
 import logging
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from types import FrameType
+from typing import Protocol
 
 import polars as pl
 import pyarrow as pa
 
 from pipeline.rating.messages import rate_messages
 from pipeline.rating.reference import ReferenceData
-from pipeline.reference.feed import ReferenceWatcher
 from pipeline.services.metrics import RaterMetrics
 from pipeline.services.outcomes import Outcomes
 from pipeline.services.payments_ingest import PaymentsIngest
-from pipeline.sinks.contracts import CallHistoryStore
-from pipeline.sinks.kafka_dlq import (
-    DeadLetter,
-    DeadLetterError,
-    TransactionAbortedError,
-    TransactionalCommitter,
-)
-from pipeline.sources.kafka import KafkaBatch, KafkaCdrSource
+from pipeline.sinks.contracts import BatchCommitter, CallHistoryStore
+from pipeline.sinks.kafka_dlq import DeadLetter, DeadLetterError, TransactionAbortedError
+from pipeline.sources.contracts import CdrBatch, CdrSource
 from pipeline.storage.errors import StoreErrorKind, examine_store_error
 
 log = logging.getLogger(__name__)
@@ -76,13 +75,33 @@ class Backoff:
         return float(min(self.max_s, self.first_s * self.factor ** (attempt - 1)))
 
 
+class ReferenceUpdates(Protocol):
+    """Newer good reference data, built elsewhere (the published-topics watcher).
+
+    :class:`pipeline.reference.feed.ReferenceWatcher` implements it.
+    """
+
+    @property
+    def refusals(self) -> Sequence[object]:
+        """Publications refused so far (the rater counts them)."""
+        ...
+
+    def newer_than(self, version: str) -> ReferenceData | None:
+        """The newest good version if it is not ``version``, else None; cheap."""
+        ...
+
+
 class Rater:
-    """One stateless rater: a consumer-group member writing call history."""
+    """One stateless rater: a consumer-group member writing call history.
+
+    ``clock`` gives the rated-at time of a batch; ``monotonic`` measures the backoff waits,
+    idleness and report intervals (a test may pass a clock that only the source advances).
+    """
 
     def __init__(
         self,
-        source: KafkaCdrSource,
-        committer: TransactionalCommitter,
+        source: CdrSource,
+        committer: BatchCommitter,
         store: CallHistoryStore,
         reference: ReferenceData,
         *,
@@ -93,9 +112,10 @@ class Rater:
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         payments: PaymentsIngest | None = None,
-        reference_updates: ReferenceWatcher | None = None,
+        reference_updates: ReferenceUpdates | None = None,
         metrics: RaterMetrics | None = None,
         max_unrecognised_attempts: int = 10,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         """Wire the parts; nothing connects until :meth:`run`."""
         self.source = source
@@ -112,6 +132,7 @@ class Rater:
         self.reference_updates = reference_updates
         self.metrics = metrics or RaterMetrics()
         self.max_unrecognised_attempts = max_unrecognised_attempts
+        self._monotonic = monotonic
         self.metrics.reference_in_use(reference.version)
         self._refusals_seen = 0
         self.stats = RaterStats()
@@ -132,8 +153,8 @@ class Rater:
         self.committer.start()
         if self.payments is not None:
             self.payments.start()
-        idle_since = time.monotonic()
-        last_report = time.monotonic()
+        idle_since = self._monotonic()
+        last_report = self._monotonic()
         try:
             while not self._stopping:
                 self._ingest_payments()
@@ -144,7 +165,7 @@ class Rater:
                 if len(batch) == 0:
                     if (
                         self.exit_when_idle_s is not None
-                        and time.monotonic() - idle_since >= self.exit_when_idle_s
+                        and self._monotonic() - idle_since >= self.exit_when_idle_s
                     ):
                         if self.source.caught_up() and (
                             self.payments is None or self.payments.caught_up()
@@ -153,12 +174,12 @@ class Rater:
                                 "caught up and idle for %.1f s: exiting", self.exit_when_idle_s
                             )
                             break
-                        idle_since = time.monotonic()  # no assignment yet, or lag left
+                        idle_since = self._monotonic()  # no assignment yet, or lag left
                     continue
-                idle_since = time.monotonic()
+                idle_since = self._monotonic()
                 self._process(batch)
-                if time.monotonic() - last_report >= 5.0:
-                    last_report = time.monotonic()
+                if self._monotonic() - last_report >= 5.0:
+                    last_report = self._monotonic()
                     self._report()
         finally:
             self._report()
@@ -219,7 +240,7 @@ class Rater:
             s.store_failures,
         )
 
-    def _process(self, batch: KafkaBatch) -> None:
+    def _process(self, batch: CdrBatch) -> None:
         started = time.monotonic()
         generation = self.source.generation
         rated = rate_messages(batch.values, self.reference, self.clock())  # one version a batch
@@ -240,7 +261,7 @@ class Rater:
         self._count(batch, rated.rejected, rated.table, time.monotonic() - started)
 
     def _deliver(
-        self, table: pa.Table, letters: list[DeadLetter], batch: KafkaBatch, generation: int
+        self, table: pa.Table, letters: list[DeadLetter], batch: CdrBatch, generation: int
     ) -> bool:
         """Dead letters, call history and offsets of a batch, in that order, in one transaction.
 
@@ -292,14 +313,14 @@ class Rater:
 
     def _wait(self, delay: float, generation: int) -> bool:
         """Sleep ``delay`` s, keeping group membership; False if revoked or stopping meanwhile."""
-        deadline = time.monotonic() + delay
-        while time.monotonic() < deadline:
-            self.source.wait_paused(min(0.2, max(0.0, deadline - time.monotonic())))
+        deadline = self._monotonic() + delay
+        while self._monotonic() < deadline:
+            self.source.wait_paused(min(0.2, max(0.0, deadline - self._monotonic())))
             if self.source.generation != generation or self._stopping:
                 return False
         return True
 
-    def _write_once(self, table: pa.Table, letters: list[DeadLetter], batch: KafkaBatch) -> None:
+    def _write_once(self, table: pa.Table, letters: list[DeadLetter], batch: CdrBatch) -> None:
         """One attempt: dead letters (acknowledged first), call history, then the offsets.
 
         A batch without dead letters opens its transaction only after the store write, so a
@@ -339,7 +360,7 @@ class Rater:
         return f"call-history write failed: {failure.message}"
 
     def _count(
-        self, batch: KafkaBatch, rejected: pl.DataFrame, table: pa.Table, seconds: float
+        self, batch: CdrBatch, rejected: pl.DataFrame, table: pa.Table, seconds: float
     ) -> None:
         outcome = Outcomes()
         outcome.add(table, rejected)

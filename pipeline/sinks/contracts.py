@@ -1,17 +1,27 @@
-"""The seam between the pipeline and ClickHouse: one Protocol, two implementations.
+"""The seams between the rater and where its results go: call history, and dead letters.
 
 :class:`CallHistoryStore` is what the runtime and the commands need of storage. The embedded
 store (:mod:`pipeline.sinks.embedded`, chdb in a folder) and the server store (clickhouse-connect)
 run the same DDL from ``schemas/clickhouse`` and the same SQL.
+
+:class:`BatchCommitter` is what the rater needs to finish a batch: its dead letters and the
+consumer offsets that cover it, committed together or not at all. The Kafka transactional
+producer (:mod:`pipeline.sinks.kafka_dlq`) implements it.
+
+:mod:`pipeline.testing` has in-memory implementations of both, for unit tests of the loop.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from types import TracebackType
-from typing import Protocol, Self
+from typing import TYPE_CHECKING, Protocol, Self
 
 import pyarrow as pa
+
+if TYPE_CHECKING:
+    from pipeline.sinks.kafka_dlq import DeadLetter
+    from pipeline.sources.contracts import PartitionOffset
 
 
 class CallHistoryStore(Protocol):
@@ -43,6 +53,47 @@ class CallHistoryStore(Protocol):
 
     def close(self) -> None:
         """Release the connection or engine."""
+        ...
+
+
+class BatchCommitter(Protocol):
+    """Dead letters and consumer offsets of one batch, committed atomically.
+
+    Per batch: :meth:`begin`, :meth:`send` the dead letters (acknowledged before the batch's
+    call history is written), then :meth:`commit` the offsets; :meth:`abort` on any failure in
+    between, after which none of the batch's dead letters or offsets count.
+    """
+
+    def start(self) -> None:
+        """Connect (fencing any earlier instance of this committer)."""
+        ...
+
+    def begin(self) -> None:
+        """Open the batch's transaction."""
+        ...
+
+    def send(self, dead_letters: Sequence[DeadLetter]) -> None:
+        """Write the dead letters in the open transaction; return once they are acknowledged.
+
+        Raises :class:`pipeline.sinks.kafka_dlq.DeadLetterError`, ``permanent`` when retrying
+        cannot help.
+        """
+        ...
+
+    def commit(self, offsets: Sequence[PartitionOffset], group_metadata: object) -> None:
+        """Add the offsets (for the group ``group_metadata`` names) and commit the transaction.
+
+        Raises :class:`pipeline.sinks.kafka_dlq.TransactionAbortedError` when the transaction
+        was aborted instead (nothing of it counts; the batch is to be consumed again).
+        """
+        ...
+
+    def abort(self) -> None:
+        """Abort the open transaction, if any."""
+        ...
+
+    def close(self) -> None:
+        """Abort what is open and release the connection."""
         ...
 
 

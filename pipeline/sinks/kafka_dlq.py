@@ -33,6 +33,7 @@ from confluent_kafka import KafkaError, KafkaException, Message, Producer, Topic
 from confluent_kafka.admin import AdminClient, ConfigResource  # type: ignore[attr-defined]
 
 from pipeline.config import KafkaConfig
+from pipeline.sources.contracts import PartitionOffset
 
 log = logging.getLogger(__name__)
 _TIMEOUT_S = 30.0
@@ -153,6 +154,8 @@ def topic_record_limit(config: KafkaConfig, topic: str) -> int | None:
 class TransactionalCommitter:
     """A transactional producer that commits dead letters plus consumer offsets atomically.
 
+    It satisfies :class:`pipeline.sinks.contracts.BatchCommitter`.
+
     Per batch: :meth:`begin`, :meth:`send` the dead letters (acknowledged before anything is
     stored), write the call history, then :meth:`commit` the offsets; :meth:`abort` on any
     failure in between.
@@ -251,15 +254,16 @@ class TransactionalCommitter:
         if error is not None:
             self._failures.append(error)
 
-    def commit(self, offsets: list[TopicPartition], group_metadata: Any) -> None:
+    def commit(self, offsets: Sequence[PartitionOffset], group_metadata: Any) -> None:
         """Add the offsets to the open transaction and commit it.
 
         Raises :class:`TransactionAbortedError` when the transaction had to be aborted (for
         example because the group rebalanced); the caller then consumes the batch again.
         """
         producer = self.producer
+        positions = [TopicPartition(o.topic, o.partition, o.offset) for o in offsets]
         try:
-            producer.send_offsets_to_transaction(offsets, group_metadata, _TIMEOUT_S)
+            producer.send_offsets_to_transaction(positions, group_metadata, _TIMEOUT_S)
             producer.commit_transaction(_TIMEOUT_S)
             self._open = False
         except KafkaException as exc:

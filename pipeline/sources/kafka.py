@@ -4,6 +4,8 @@ Offsets are never committed here: the runtime commits them with the dead-letter 
 Kafka transaction, after the call-history write that covers them was acknowledged. The source
 counts rebalances (``generation``) so the runtime can tell that a batch in flight lost its
 partitions, and it can pause consumption (backpressure) without losing its place.
+:class:`KafkaCdrSource` and :class:`KafkaBatch` satisfy the seams of
+:mod:`pipeline.sources.contracts`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
 from pipeline.config import KafkaConfig
+from pipeline.sources.contracts import CdrBatch, PartitionOffset
 
 log = logging.getLogger(__name__)
 
@@ -58,15 +61,17 @@ class KafkaBatch:
         message = self.messages[position]
         return message.topic() or "", message.partition() or 0, message.offset() or 0
 
-    def next_offsets(self) -> list[TopicPartition]:
+    def next_offsets(self) -> list[PartitionOffset]:
         """Per partition in the batch, the offset to commit: the last one consumed + 1."""
         last = {(m.topic(), m.partition()): m.offset() for m in self.messages}
-        return [TopicPartition(t or "", p or 0, (o or 0) + 1) for (t, p), o in sorted(last.items())]
+        return [
+            PartitionOffset(t or "", p or 0, (o or 0) + 1) for (t, p), o in sorted(last.items())
+        ]
 
-    def first_offsets(self) -> list[TopicPartition]:
+    def first_offsets(self) -> list[PartitionOffset]:
         """Per partition in the batch, the first offset consumed (where to seek to redo it)."""
         first = {(m.topic(), m.partition()): m.offset() for m in reversed(self.messages)}
-        return [TopicPartition(t or "", p or 0, o or 0) for (t, p), o in sorted(first.items())]
+        return [PartitionOffset(t or "", p or 0, o or 0) for (t, p), o in sorted(first.items())]
 
     def __len__(self) -> int:
         """Number of messages."""
@@ -189,12 +194,14 @@ class KafkaCdrSource:
         self._paused = []
         self._seek_on_resume.clear()
 
-    def rewind(self, batch: KafkaBatch) -> None:
+    def rewind(self, batch: CdrBatch) -> None:
         """Seek back to the start of ``batch`` so it is consumed again (after a failed commit)."""
         owned = {(p.topic, p.partition) for p in self.consumer.assignment()}
         for position in batch.first_offsets():
             if (position.topic, position.partition) in owned:
-                self.consumer.seek(position)
+                self.consumer.seek(
+                    TopicPartition(position.topic, position.partition, position.offset)
+                )
 
     def group_metadata(self) -> Any:
         """The consumer's group metadata, for committing offsets in a transaction."""
