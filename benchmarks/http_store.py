@@ -5,10 +5,9 @@ on this machine, so the benchmarks measure that path (``ServerStore`` writes, th
 2-rater end-to-end runs, the latency poller) against ``ChdbHttpServer``: ClickHouse's HTTP
 interface in front of an embedded chdb engine, serving from this process.
 
-That endpoint lives with the tests today (``tests/support/chdb_http.py``), and benchmarks
-should not import from ``tests/``. This module is the only one in ``benchmarks/`` that does,
-lazily, so importing it costs nothing; when the endpoint moves to a place both may import
-(proposed: the package, next to ``pipeline.testing``), only the import below changes.
+The endpoint ships with the package (``pipeline/testing/clickhouse_http.py``), next to the
+other test doubles of ``pipeline.testing``; it is imported lazily, so importing this module
+costs nothing.
 """
 
 from __future__ import annotations
@@ -29,7 +28,7 @@ def clickhouse_http(folder: Path) -> Iterator[str]:
     Yields its base URL, ``http://127.0.0.1:PORT``; append ``/DATABASE`` for a store URL. One
     chdb engine per process: while it runs, nothing else here may open chdb on another path.
     """
-    from tests.support.chdb_http import ChdbHttpServer  # noqa: TID251 (the one; see above)
+    from pipeline.testing.clickhouse_http import ChdbHttpServer
 
     with ChdbHttpServer(folder) as server:
         yield server.url

@@ -23,7 +23,7 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where confluent_kafka.admin imports it from
 
-from tests.support.chdb_http import ChdbHttpServer
+from pipeline.testing.clickhouse_http import ChdbHttpServer
 from tests.support.streaming import Pipeline
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pytest
 from clickhouse_connect.driver.exceptions import DatabaseError
 
-from tests.support.chdb_http import ChdbHttpServer, RecordedRequest
+from pipeline.testing.clickhouse_http import ChdbHttpServer, RecordedRequest
 
 UTC = dt.UTC
 MONEY = pa.decimal128(18, 6)

@@ -1,5 +1,5 @@
 """The two store paths every storage test runs on: the embedded engine, and clickhouse-connect
-against a ClickHouse HTTP endpoint (the chdb engine behind tests/support/chdb_http.py)."""
+against a ClickHouse HTTP endpoint (the chdb engine behind pipeline/testing/clickhouse_http.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,8 @@ from pipeline.rating.reference import ReferenceData
 from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.embedded import EmbeddedStore
+from pipeline.testing.clickhouse_http import ChdbHttpServer
 from tests.builders import cdr, deck_row, membership, simple_reference
-from tests.support.chdb_http import ChdbHttpServer
 
 PATHS = ("embedded", "server")
 

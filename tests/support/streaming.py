@@ -25,7 +25,7 @@ from pipeline.reference.loader import load_plans_folder
 from pipeline.services.offline import rate_file
 from pipeline.storage.reports import export_call_history
 from pipeline.synthetic import NetworkSpec, write_network
-from tests.support.chdb_http import ChdbHttpServer
+from pipeline.testing.clickhouse_http import ChdbHttpServer
 
 COMPARED = [
     "reseller_id",

@@ -40,8 +40,8 @@ from pipeline.reference.topics import HEADER_VERSION, Manifest, chunks_of, manif
 from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
 from pipeline.storage.reports import export_call_history
 from pipeline.synthetic import NetworkSpec, write_network
+from pipeline.testing.clickhouse_http import ChdbHttpServer
 from tests.reference_rater import rate_reference
-from tests.support.chdb_http import ChdbHttpServer
 
 _LIMIT_S = 300.0  # safety net only, never asserted on
 COMPARED = [

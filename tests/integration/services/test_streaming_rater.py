@@ -2,7 +2,8 @@
 
 Raters run as separate processes (``vmgate-rating run``) so they can be killed with SIGKILL.
 Call history goes either to the embedded store (one rater) or, like production, to a ClickHouse
-HTTP endpoint (here the chdb engine behind tests/support/chdb_http.py) shared by several raters.
+HTTP endpoint (here the chdb engine behind pipeline/testing/clickhouse_http.py) shared by
+several raters.
 Every test checks the guarantees of DESIGN.md section 5: every consumed CDR ends in call history
 or in the dead-letter topic, nothing twice, amounts equal to the offline ``rate`` command's.
 """
@@ -23,7 +24,7 @@ from confluent_kafka import Producer
 
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.storage.reports import export_call_history
-from tests.support.chdb_http import ChdbHttpServer
+from pipeline.testing.clickhouse_http import ChdbHttpServer
 from tests.support.streaming import (
     LIMIT_S,
     Pipeline,

@@ -325,7 +325,7 @@ def test_live_rating_and_rerating_at_once_stay_exact(tmp_path: Path) -> None:
     from pipeline.reference.loader import load_plans_folder
     from pipeline.services.rerate import rerate_window
     from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
-    from tests.support.chdb_http import ChdbHttpServer
+    from pipeline.testing.clickhouse_http import ChdbHttpServer
 
     plans, cdrs = tmp_path / "plans", tmp_path / "cdrs.jsonl"
     network = write_network(NetworkSpec(seed=44, cdrs=3_000, prefixes_per_plan=200), plans, cdrs)

@@ -23,8 +23,8 @@ import pytest
 from pipeline.config import Secret
 from pipeline.sinks.clickhouse_server import ServerSettings, ServerStore
 from pipeline.storage.errors import StoreErrorKind, examine_store_error
+from pipeline.testing.clickhouse_http import ChdbHttpServer
 from tests.builders import cdr, deck_row, rate_table, simple_reference
-from tests.support.chdb_http import ChdbHttpServer
 
 PERMANENT, TRANSIENT = StoreErrorKind.PERMANENT, StoreErrorKind.TRANSIENT
 

@@ -1,4 +1,4 @@
-"""ClickHouse's HTTP interface in front of an embedded chdb engine, for tests.
+r"""ClickHouse's HTTP interface in front of an embedded chdb engine, for tests.
 
 Production talks to a ClickHouse server through clickhouse-connect over HTTP. No server can
 run on the development machine or on CI, but the real ClickHouse engine can, embedded in the
@@ -11,7 +11,7 @@ real engine; this module only moves bytes between HTTP and the session.
 What it serves (what clickhouse-connect sends, read in its 1.12 source and recorded from its
 requests; ``ChdbHttpServer.requests`` keeps that record for tests):
 
-- ``GET /ping`` and ``GET /`` without a query answer ``Ok.\\n``.
+- ``GET /ping`` and ``GET /`` without a query answer ``Ok.\n``.
 - ``GET`` and ``POST /``: the statement comes from the ``query`` URL parameter, the body, or
   both (ClickHouse's rule: the ``query`` parameter, a line break, then the body), or from a
   ``multipart/form-data`` body (fields ``query`` and ``param_*``; clickhouse-connect switches
@@ -567,7 +567,8 @@ class ChdbHttpServer:
     def start(self) -> Self:
         """Open the engine session and serve; returns self."""
         if self._httpd is not None:
-            raise RuntimeError("ChdbHttpServer is already running")
+            msg = "ChdbHttpServer is already running"
+            raise RuntimeError(msg)
         os.makedirs(self._path, exist_ok=True)
         # chdb's Session is not annotated.
         self._session = cast(Any, chdb_session.Session)(self._path)
@@ -627,7 +628,8 @@ class ChdbHttpServer:
     @property
     def port(self) -> int:
         if self._httpd is None:
-            raise RuntimeError("ChdbHttpServer is not running")
+            msg = "ChdbHttpServer is not running"
+            raise RuntimeError(msg)
         return int(self._httpd.server_address[1])
 
     @property
