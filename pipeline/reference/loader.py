@@ -14,6 +14,7 @@ import hashlib
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -81,24 +82,13 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
     """
     problems: list[Problem] = []
     digest = hashlib.sha256()
-    plans_raw = _read_csv(folder, PLANS_FILE, _PLAN_COLUMNS, _PLAN_REQUIRED, problems, digest)
-    plans = _validate_plans(plans_raw, problems) if plans_raw is not None else _empty_plans()
-
-    deck_frames: list[pl.DataFrame] = []
-    deck_versions: dict[str, str] = {}
+    plans = _read_plans(folder, problems, digest)
     known = set(plans["plan_id"].to_list())
     for relative in folder.deck_files():
         stem = relative.removeprefix(f"{DECKS_DIR}/").removesuffix(".csv")
         if stem not in known:
             problems.append(Problem(relative, None, None, stem, "deck of a plan not in plans.csv"))
-    for plan_index, plan_id in enumerate(plans["plan_id"].to_list()):
-        relative = f"{DECKS_DIR}/{plan_id}.csv"
-        deck_digest = hashlib.sha256()
-        raw = _read_csv(folder, relative, _DECK_COLUMNS, _DECK_REQUIRED, problems, deck_digest)
-        digest.update(deck_digest.digest())
-        deck_versions[plan_id] = deck_digest.hexdigest()[:16]
-        if raw is not None:
-            deck_frames.append(_validate_deck(raw, relative, plan_index, problems))
+    deck_frames, deck_versions = _read_decks(folder, plans, problems, digest)
 
     plans = plans.with_columns(
         deck_version=pl.col("plan_id").replace_strict(
@@ -132,7 +122,6 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
         raise ReferenceDataError(problems)
     # A rater keeps only the index and the arrays: the deck's text frames go as soon as they
     # are turned into those (a million-row deck must fit in a rater's memory budget).
-    raw = None
     deck_frames.clear()
     deck_index = DeckIndex.build(
         DeckRows(
@@ -161,6 +150,29 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
 
 
 # --- reading -------------------------------------------------------------------------------
+
+
+def _read_plans(folder: PlanFiles, problems: list[Problem], digest: Any) -> pl.DataFrame:
+    """``plans.csv``, validated (problems appended; an empty frame if it is unreadable)."""
+    raw = _read_csv(folder, PLANS_FILE, _PLAN_COLUMNS, _PLAN_REQUIRED, problems, digest)
+    return _validate_plans(raw, problems) if raw is not None else _empty_plans()
+
+
+def _read_decks(
+    folder: PlanFiles, plans: pl.DataFrame, problems: list[Problem], digest: Any
+) -> tuple[list[pl.DataFrame], dict[str, str]]:
+    """Each plan's deck, validated, in plan order; and each deck's version (its digest)."""
+    frames: list[pl.DataFrame] = []
+    versions: dict[str, str] = {}
+    for plan_index, plan_id in enumerate(plans["plan_id"].to_list()):
+        relative = f"{DECKS_DIR}/{plan_id}.csv"
+        deck_digest = hashlib.sha256()
+        raw = _read_csv(folder, relative, _DECK_COLUMNS, _DECK_REQUIRED, problems, deck_digest)
+        digest.update(deck_digest.digest())
+        versions[plan_id] = deck_digest.hexdigest()[:16]
+        if raw is not None:
+            frames.append(_validate_deck(raw, relative, plan_index, problems))
+    return frames, versions
 
 
 def _read_csv(
@@ -747,15 +759,9 @@ def deck_rows(folder: PlanFiles) -> pl.DataFrame:
     """
     problems: list[Problem] = []
     digest = hashlib.sha256()
-    plans_raw = _read_csv(folder, PLANS_FILE, _PLAN_COLUMNS, _PLAN_REQUIRED, problems, digest)
-    plans = _validate_plans(plans_raw, problems) if plans_raw is not None else _empty_plans()
-    frames: list[pl.DataFrame] = []
+    plans = _read_plans(folder, problems, digest)
     plan_ids = plans["plan_id"].to_list()
-    for plan_index, plan_id in enumerate(plan_ids):
-        relative = f"{DECKS_DIR}/{plan_id}.csv"
-        raw = _read_csv(folder, relative, _DECK_COLUMNS, _DECK_REQUIRED, problems, digest)
-        if raw is not None:
-            frames.append(_validate_deck(raw, relative, plan_index, problems))
+    frames, _ = _read_decks(folder, plans, problems, digest)
     if problems:
         raise ReferenceDataError(problems)
     deck = pl.concat(frames, how="vertical") if frames else _empty_deck()
