@@ -13,6 +13,9 @@ from pathlib import Path
 from typing import Protocol
 
 DECKS_DIR = "decks"
+PLANS_FILE = "plans.csv"
+ASSOCIATIONS_FILE = "associations.csv"
+MEMBERSHIPS_FILE = "memberships.csv"
 
 
 class PlanFiles(Protocol):
