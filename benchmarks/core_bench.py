@@ -206,7 +206,8 @@ def core_whole(params: JSON) -> JSON:
     import polars as pl
 
     from benchmarks import naive
-    from pipeline.rating.decode import CDR_SCHEMA, decode_cdrs
+    from pipeline.rating.cdr_contract import CDR_SCHEMA
+    from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch
 
     reference, batches = _load_batches(params)

@@ -1,25 +1,19 @@
-r"""Decoding and validation of ``cdr.v1`` JSON messages, a whole batch at a time.
+"""Decoding and validation of ``cdr.v1`` JSON messages, a whole batch at a time.
 
 Bad input is data: :func:`decode_cdrs` splits a batch into validated CDR rows and rejected rows
 with a machine-readable reason, and never raises for anything a message holds, whatever its
 size, depth, encoding or types.
 
-First, one vectorised screen over the raw bytes (:func:`_screen`) refuses what is too large and
-marks as *suspect* every message that polars might read differently from the contract: a
-contract string field whose value is not a JSON string (polars would take a number, array or
-object as its text), an integer field whose value is not a plain integer, a contract field
-given twice (polars keeps the first or fails, most readers keep the last: such a message is
-refused as ``duplicate:<field>``), an escaped character (``\u``, which could spell a field
-name), bytes that are not UTF-8, or more opening brackets than :data:`MAX_NESTING` (deep
-nesting overflows recursive parsers). Each suspect is judged exactly on its own
-(:func:`_exact_problem`, which bounds the nesting before it parses).
+First, the screen (:mod:`pipeline.rating.screen`) refuses what is too large and judges on its
+own every message polars might read differently from the contract (wrong JSON types, a field
+given twice, escaped names, bytes that are not UTF-8, deep nesting).
 
 The rest is parsed by one ``polars.read_ndjson`` call. When that call fails (a line that is not
 JSON or not an object), every message is checked on its own (msgspec) to find the culprits,
 and the rest is parsed by polars as before. So a message is accepted or rejected the same way
 whatever batch it arrives in. Sizes, nesting, text lengths, durations and timestamps have
-bounds (the constants below, documented in ``docs/rating-rules.md``), and a rejection's detail
-is cut to :data:`MAX_DETAIL_CHARS`.
+bounds (:mod:`pipeline.rating.cdr_contract`, documented in ``docs/rating-rules.md``), and a
+rejection's detail is cut to ``MAX_DETAIL_CHARS``.
 
 Cost, per 100,000 clean CDRs on one core here: the screen ~95 ms, the read ~180 ms (the join
 included), the checks ~85 ms, of which ~35 ms for the three timestamps
@@ -29,84 +23,35 @@ included), the checks ~85 ms, of which ~35 ms for the three timestamps
 from __future__ import annotations
 
 import io
-import json
 import operator
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated
 
 import msgspec
-import numpy as np
 import polars as pl
 
-from pipeline.json_bounds import nesting_depth
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
+from pipeline.rating.cdr_contract import (
+    BOUNDED_TEXT,
+    CDR_SCHEMA,
+    DECODED_SCHEMA,
+    DISPOSITIONS,
+    DURATION_SLACK_MS,
+    EARLIEST,
+    INT64_MAX,
+    LATEST,
+    MAX_DETAIL_CHARS,
+    MAX_DURATION_MS,
+    MAX_NESTING,
+    MAX_TEXT_CHARS,
+    REQUIRED_TEXT,
+)
+from pipeline.rating.screen import EMPTY, exact_problem, screen
 from pipeline.rating.timeparse import parse_rfc3339_series
 
-DISPOSITIONS = ("ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED")
-REQUIRED_TEXT = (
-    "cdr_id",
-    "session_id",
-    "tenant_id",
-    "customer_id",
-    "client_id",
-    "caller",
-    "callee",
-    "start_time",
-    "end_time",
-)
-INTEGER_FIELDS = ("duration_ms", "sip_code")
-#: Fields whose value must be a JSON string (or null where optional).
-STRING_FIELDS = (*REQUIRED_TEXT, "reseller_id", "answer_time", "disposition")
-#: Ids and the caller: at most this many characters.
-BOUNDED_TEXT = ("cdr_id", "session_id", "tenant_id", "customer_id", "client_id", "reseller_id")
-
-#: A message longer than this many bytes is refused as ``too_large`` without being parsed.
-MAX_MESSAGE_BYTES = 64 * 1024
-#: Objects and arrays nested deeper than this are refused as ``too_deep``.
-MAX_NESTING = 32
-#: Ids and the caller longer than this many characters are refused as ``too_long:<field>``.
-MAX_TEXT_CHARS = 256
-#: ``duration_ms`` above this (7 days) is refused as ``out_of_range:duration_ms``.
-MAX_DURATION_MS = 7 * 24 * 3600 * 1000
-#: ``duration_ms`` may exceed ``end_time - start_time`` by at most this much (timestamps are often
-#: whole seconds while the duration is in milliseconds).
-DURATION_SLACK_MS = 1000
-#: Timestamps before or at/after these instants are refused as ``out_of_range:<field>``.
-EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)
-LATEST = datetime(2100, 1, 1, tzinfo=UTC)
-#: A rejection's detail is cut to this many characters; a value quoted in it to ``_SHOWN``.
-MAX_DETAIL_CHARS = 500
-_SHOWN = 64
-CDR_SCHEMA: dict[str, pl.DataType] = {
-    "cdr_id": pl.String(),
-    "session_id": pl.String(),
-    "tenant_id": pl.String(),
-    "customer_id": pl.String(),
-    "client_id": pl.String(),
-    "reseller_id": pl.String(),
-    "caller": pl.String(),
-    "callee": pl.String(),
-    "start_time": pl.String(),
-    "answer_time": pl.String(),
-    "end_time": pl.String(),
-    "duration_ms": pl.Int64(),
-    "disposition": pl.String(),
-    "sip_code": pl.Int64(),
-}
-#: Columns of a decoded, valid CDR batch (plus ``position``, the message's index in the batch).
-DECODED_SCHEMA: dict[str, pl.DataType] = {
-    **CDR_SCHEMA,
-    "callee": pl.String(),
-    "start_time": pl.Datetime("us", "UTC"),
-    "answer_time": pl.Datetime("us", "UTC"),
-    "end_time": pl.Datetime("us", "UTC"),
-    "position": pl.Int64(),
-}
-_INT64_MAX = 2**63 - 1
-_EMPTY = ("empty", "empty message")  # reason and detail of a blank message
+_SHOWN = 64  # characters of a value quoted in a rejection's detail
 
 
 @dataclass(frozen=True, eq=False)
@@ -128,10 +73,10 @@ def decode_cdrs(messages: Sequence[bytes]) -> DecodedBatch:
     Never raises for anything a message holds: every message becomes a row of ``good`` or of
     ``rejected``.
     """
-    refused, suspects = _screen(messages)
+    refused, suspects = screen(messages)
     rejected: list[tuple[int, str, str]] = []
     for position in suspects:
-        problem = _exact_problem(messages[position])
+        problem = exact_problem(messages[position])
         if problem is not None:
             rejected.append((position, *problem))
     if refused or rejected:
@@ -156,135 +101,6 @@ def decode_cdrs(messages: Sequence[bytes]) -> DecodedBatch:
     return DecodedBatch(good=good, rejected=invalid.sort("position"))
 
 
-_WS = r"[ \t\r\n]*"
-_SCREEN_PATTERN = "|".join(
-    [
-        # A contract string field whose value is not a string (nor null).
-        rf'"(?:{"|".join(STRING_FIELDS)})"{_WS}:{_WS}[^" \t\r\nn]',
-        # An integer field whose value is not a plain integer of at most 18 digits (nor null):
-        # polars refuses those when they come first, but not when they repeat a field.
-        rf'"(?:{"|".join(INTEGER_FIELDS)})"{_WS}:{_WS}'
-        r"(?:[^-0-9 \t\r\nn]|-?[0-9]{19}|-?[0-9]+[^0-9 \t\r\n,}])",
-        # An escaped character, which could spell a field name.
-        r"\\u",
-        # A contract field given twice (polars would keep the first or fail, others the last).
-        *(rf'"{name}"{_WS}:(?s:.*)"{name}"{_WS}:' for name in (*STRING_FIELDS, *INTEGER_FIELDS)),
-    ]
-)
-
-
-def _screen(messages: Sequence[bytes]) -> tuple[list[tuple[int, str, str]], list[int]]:
-    """Refuse what is too large; list the messages polars might read unlike the contract.
-
-    One vectorised pass over the batch (~0.9 us a message on one core here). A message is
-    *suspect* when it is not UTF-8, has more opening brackets than :data:`MAX_NESTING` (so it
-    may nest deeper), or matches :data:`_SCREEN_PATTERN`. Suspects are judged by
-    :func:`_exact_problem`; a message that is not suspect holds nothing on which polars and
-    the contract disagree.
-    """
-    if not messages:
-        return [], []
-    binary = pl.Series("message", messages, dtype=pl.Binary)
-    try:
-        text = binary.cast(pl.String)
-    except pl.exceptions.PolarsError:  # some message is not UTF-8: those are null, and suspect
-        text = pl.Series("text", [_utf8_or_none(m) for m in messages], dtype=pl.String)
-    flags = pl.DataFrame({"size": binary.bin.size(), "text": text})
-    large = flags["size"] > MAX_MESSAGE_BYTES
-    refused: list[tuple[int, str, str]] = []
-    if large.any():
-        for position, size in flags.with_row_index().filter(large).select("index", "size").rows():
-            refused.append((position, "too_large", f"{size} bytes, more than {MAX_MESSAGE_BYTES}"))
-        flags = flags.with_columns(pl.when(~large).then(pl.col("text")))
-    suspect = flags.select(
-        ~large
-        & (
-            pl.col("text").is_null()
-            | pl.col("text").str.contains(_SCREEN_PATTERN)
-            | (pl.col("text").str.count_matches(r"[\[{]") > MAX_NESTING)
-        )
-    ).to_series()
-    return refused, np.flatnonzero(suspect.to_numpy()).tolist()
-
-
-def _utf8_or_none(message: bytes) -> str | None:
-    try:
-        return message.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-
-
-_CONTRACT_FIELDS = frozenset((*STRING_FIELDS, *INTEGER_FIELDS))
-
-
-def _no_constant(name: str) -> Any:
-    msg = f"{name} is not a JSON number"
-    raise ValueError(msg)
-
-
-def _json_type(value: object) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, int | float):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    return "an array" if isinstance(value, list) else "an object"
-
-
-def _exact_problem(message: bytes) -> tuple[str, str] | None:
-    """What is wrong with a suspect message at the JSON level, judged alone; None if nothing.
-
-    Bounds the nesting before parsing (so no parser recurses deeply), then reads the message
-    with the standard library and checks the contract fields of the top-level object: each at
-    once at most, strings where strings are due, integers in Int64 where integers are due.
-    """
-    if not message.strip():
-        return _EMPTY
-    try:
-        text = message.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        return "not_json", f"not UTF-8: byte {exc.start} is {message[exc.start]:#04x}"
-    depth = nesting_depth(message)
-    if depth > MAX_NESTING:
-        return "too_deep", f"nested {depth} levels deep, more than {MAX_NESTING}"
-    objects: list[list[tuple[str, Any]]] = []
-
-    def keep_pairs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-        objects.append(pairs)
-        return dict(pairs)
-
-    try:
-        value = json.loads(text, object_pairs_hook=keep_pairs, parse_constant=_no_constant)
-    except ValueError as exc:  # JSONDecodeError and the constants NaN, Infinity
-        return "not_json", f"not JSON: {exc}"
-    if not isinstance(value, dict):
-        return "not_object", f"not a JSON object but {_json_type(value)}"
-    problems: list[tuple[str, str]] = []
-    seen: set[str] = set()
-    for name, field in objects[-1]:  # the top-level object is the last one completed
-        if name not in _CONTRACT_FIELDS:
-            continue
-        if name in seen:
-            problems.append((f"duplicate:{name}", f"{name} is given more than once"))
-            continue
-        seen.add(name)
-        if field is None:
-            continue
-        if name in INTEGER_FIELDS:
-            if isinstance(field, bool) or not isinstance(field, int):
-                problems.append(
-                    (f"invalid:{name}", f"{name} is {_json_type(field)}, not an integer")
-                )
-            elif not -_INT64_MAX <= field <= _INT64_MAX:
-                problems.append((f"invalid:{name}", f"{name} does not fit in 64 bits"))
-        elif not isinstance(field, str):
-            problems.append((f"invalid:{name}", f"{name} is {_json_type(field)}, not a string"))
-    if not problems:
-        return None
-    return ";".join(code for code, _ in problems), "; ".join(detail for _, detail in problems)
-
-
 def _parse(messages: Sequence[bytes]) -> tuple[pl.DataFrame, list[tuple[int, str, str]]]:
     """Parse the messages into rows (with ``position``) and rejects (position, reason, detail).
 
@@ -304,7 +120,7 @@ def _parse(messages: Sequence[bytes]) -> tuple[pl.DataFrame, list[tuple[int, str
     if not unreadable:
         # polars read it, but a blank message or a line break inside one moved rows around:
         # set the blank messages aside and read the others again (line breaks as spaces).
-        rejected = [(i, *_EMPTY) for i, message in enumerate(messages) if not message.strip()]
+        rejected = [(i, *EMPTY) for i, message in enumerate(messages) if not message.strip()]
         blank = {position for position, _, _ in rejected}
         positions = [i for i in range(len(messages)) if i not in blank]
         try:
@@ -385,8 +201,8 @@ def _read_isolating(
 class _IntegerFields(msgspec.Struct):
     """The JSON-level shape polars needs of a message: an object with integer number fields."""
 
-    duration_ms: Annotated[int, msgspec.Meta(ge=-_INT64_MAX, le=_INT64_MAX)] | None = None
-    sip_code: Annotated[int, msgspec.Meta(ge=-_INT64_MAX, le=_INT64_MAX)] | None = None
+    duration_ms: Annotated[int, msgspec.Meta(ge=-INT64_MAX, le=INT64_MAX)] | None = None
+    sip_code: Annotated[int, msgspec.Meta(ge=-INT64_MAX, le=INT64_MAX)] | None = None
 
 
 _SHAPE = msgspec.json.Decoder(_IntegerFields)
@@ -411,7 +227,7 @@ def _json_problem(line: bytes) -> tuple[str, str] | None:
         return f"invalid:{field.group(1)}", f"{field.group(1)}: {text}"
     except msgspec.DecodeError as exc:
         if not line.strip():
-            return _EMPTY
+            return EMPTY
         return "not_json", f"not JSON: {exc}"
     return None
 

@@ -18,8 +18,9 @@ from datetime import datetime
 import polars as pl
 import pyarrow as pa
 
+from pipeline.rating.cdr_contract import MAX_DETAIL_CHARS
 from pipeline.rating.columns import CALL_HISTORY_SCHEMA
-from pipeline.rating.decode import MAX_DETAIL_CHARS, decode_cdrs
+from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import rate_batch
 from pipeline.rating.reference import ReferenceData
 

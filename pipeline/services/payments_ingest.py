@@ -15,7 +15,7 @@ from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 
 from pipeline.config import KafkaConfig
 from pipeline.json_bounds import nesting_depth
-from pipeline.rating.decode import MAX_MESSAGE_BYTES, MAX_NESTING
+from pipeline.rating.cdr_contract import MAX_MESSAGE_BYTES, MAX_NESTING
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.kafka_dlq import MAX_RECORD_BYTES, DeadLetter, topic_record_limit
 from pipeline.sources.kafka import group_caught_up

@@ -26,8 +26,8 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline.progress import Progress
+from pipeline.rating.cdr_contract import DECODED_SCHEMA
 from pipeline.rating.columns import LEG_NAMES
-from pipeline.rating.decode import DECODED_SCHEMA
 from pipeline.rating.engine import rate_batch
 from pipeline.rating.reference import ReferenceData
 from pipeline.sinks.contracts import CallHistoryStore

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from pipeline.rating.decode import REQUIRED_TEXT, decode_cdrs
+from pipeline.rating.cdr_contract import REQUIRED_TEXT
+from pipeline.rating.decode import decode_cdrs
 from tests.builders import cdr, encode
 
 

@@ -15,14 +15,14 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.rating.decode import (
+from pipeline.rating.cdr_contract import (
     MAX_DETAIL_CHARS,
     MAX_DURATION_MS,
     MAX_MESSAGE_BYTES,
     MAX_NESTING,
     MAX_TEXT_CHARS,
-    decode_cdrs,
 )
+from pipeline.rating.decode import decode_cdrs
 from tests.builders import cdr, encode
 
 _GOOD = encode([cdr(cdr_id=f"g{i}") for i in range(3)])

@@ -9,7 +9,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.rating.decode import MAX_DURATION_MS, decode_cdrs
+from pipeline.rating.cdr_contract import MAX_DURATION_MS
+from pipeline.rating.decode import decode_cdrs
 from pipeline.rating.engine import billed_seconds, rate_batch
 from pipeline.reference.loader import load_plans_folder
 from tests.builders import (
