@@ -96,6 +96,14 @@ def membership(client: str, reseller: str, **extra: Any) -> dict[str, Any]:
     return row
 
 
+def _header(base: list[str], rows: Iterable[Mapping[str, Any]]) -> list[str]:
+    """``base``, then any other column the rows use (tariff v2), in first-seen order."""
+    header = list(base)
+    for row in rows:
+        header += [name for name in row if name not in header]
+    return header
+
+
 def write_plans(
     folder: Path,
     plans: list[dict[str, Any]],
@@ -103,9 +111,9 @@ def write_plans(
     associations: list[dict[str, Any]] = (),  # type: ignore[assignment]
     memberships: list[dict[str, Any]] = (),  # type: ignore[assignment]
 ) -> Path:
-    _write(folder / "plans.csv", PLAN_HEADER, plans)
+    _write(folder / "plans.csv", _header(PLAN_HEADER, plans), plans)
     for plan_id, rows in decks.items():
-        _write(folder / "decks" / f"{plan_id}.csv", DECK_HEADER, rows)
+        _write(folder / "decks" / f"{plan_id}.csv", _header(DECK_HEADER, rows), rows)
     _write(folder / "associations.csv", ASSOCIATION_HEADER, associations)
     _write(folder / "memberships.csv", MEMBERSHIP_HEADER, memberships)
     return folder

@@ -8,6 +8,7 @@ exactly by DESIGN.md section 4. Rating the same input twice gives identical outp
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -27,7 +28,7 @@ from pipeline.rating.money import (
     rounded_division,
     units_to_arrow,
 )
-from pipeline.rating.reference import LEGS, ReferenceData, Scope
+from pipeline.rating.reference import LEGS, PriceShape, ReferenceData, Scope
 from pipeline.rating.timeparse import to_micros
 
 I64 = npt.NDArray[np.int64]
@@ -38,12 +39,29 @@ _LEG_ACCOUNT = {
 }
 
 
-def billed_seconds(duration_ms: I64, initial: I64, subsequent: I64) -> I64:
+def billable_seconds(duration_ms: I64, rounding: npt.NDArray[np.int8] | None = None) -> I64:
+    """Whole seconds of a duration by each row's ``duration_rounding`` code (None: all ``up``).
+
+    ``up`` ceil(ms / 1000), ``down`` floor(ms / 1000), ``nearest`` floor((ms + 500) / 1000);
+    written so that no intermediate overflows, up to 2**63 - 1 ms.
+    """
+    whole, part = np.divmod(duration_ms, 1000)
+    up = whole + (part > 0)
+    if rounding is None or not rounding.any():
+        return up
+    return np.where(rounding == 0, up, np.where(rounding == 1, whole, whole + (part >= 500)))
+
+
+def billed_of(seconds: I64, initial: I64, subsequent: I64) -> I64:
     """Billed seconds: 0 for 0 s; ``I`` up to ``I`` s; then ``I`` plus whole ``S`` steps."""
-    seconds = duration_ms // 1000 + (duration_ms % 1000 > 0)  # ceil, safe up to 2**63 - 1
     beyond = np.maximum(seconds - initial, 0)
     steps = (beyond + subsequent - 1) // subsequent
     return np.where(seconds == 0, 0, initial + steps * subsequent)
+
+
+def billed_seconds(duration_ms: I64, initial: I64, subsequent: I64) -> I64:
+    """Billed seconds of DESIGN.md section 4: the duration rounded up, then the increments."""
+    return billed_of(billable_seconds(duration_ms), initial, subsequent)
 
 
 def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime) -> pa.Table:
@@ -205,8 +223,13 @@ def _price_leg(
     )
     decimals = plans.decimals[safe_plan] if len(plans.decimals) else np.zeros_like(row)
     mode = plans.rounding[safe_plan] if len(plans.rounding) else np.zeros_like(row)
-    billed = billed_seconds(duration, initial, subsequent)
-    amount = _amount_units(rate_units, fee_units, billed, decimals, mode, rated)
+    by_plan = plans.duration_rounding
+    seconds = billable_seconds(duration, by_plan[safe_plan] if by_plan.any() else None)
+    shape = _ShapeTerms.of(deck.shape, safe_row, initial) if deck.shape is not None else None
+    if shape is not None:
+        seconds = np.where(seconds > shape.grace, seconds, 0)  # within the grace: nothing
+    billed = billed_of(seconds, initial, subsequent)
+    amount = _amount_units(rate_units, fee_units, billed, decimals, mode, rated, shape)
     rated_index = np.where(rated, row, -1)
     plan_index = np.where(rated, plan, -1)
     columns: dict[str, pa.Array] = {
@@ -229,6 +252,36 @@ def _price_leg(
 _INT64_SAFE = 2**62
 
 
+@dataclass(frozen=True)
+class _ShapeTerms:
+    """The price shape of the rows one leg matched (tariff v2), row by row."""
+
+    initial_rate: I64
+    initial: I64  # the first interval, seconds (the row's initial increment)
+    grace: I64
+    min_cost: I64  # -1: none
+    max_cost: I64  # -1: none
+
+    @classmethod
+    def of(cls, shape: PriceShape, rows: I64, initial: I64) -> _ShapeTerms:
+        return cls(
+            initial_rate=shape.initial_rate_units[rows],
+            initial=initial,
+            grace=shape.grace[rows].astype(np.int64),
+            min_cost=shape.min_cost_units[rows],
+            max_cost=shape.max_cost_units[rows],
+        )
+
+    def subset(self, rows: npt.NDArray[np.bool_]) -> _ShapeTerms:
+        return _ShapeTerms(
+            self.initial_rate[rows],
+            self.initial[rows],
+            self.grace[rows],
+            self.min_cost[rows],
+            self.max_cost[rows],
+        )
+
+
 def _amount_units(
     rate: I64,
     fee: I64,
@@ -236,13 +289,17 @@ def _amount_units(
     decimals: I64,
     mode: npt.NDArray[np.integer[Any]],
     rated: npt.NDArray[np.bool_],
+    shape: _ShapeTerms | None = None,
 ) -> pa.Array:
     """Exact amounts as ``decimal128(38, 6)``: ``fee + rate * billed / 60`` rounded per plan.
 
     With rates in units of 10**-9 the exact cost is ``n / (60 * 10**9)`` for the integer
     ``n = fee * 60 + rate * billed``; bringing it to ``decimals`` places is one integer division
-    by ``60 * 10**(9 - decimals)`` with the plan's rounding. int64 when it cannot overflow (the
-    usual case), 128-bit integers otherwise.
+    by ``60 * 10**(9 - decimals)`` with the plan's rounding. With a price shape (tariff v2) the
+    first interval ``I`` is priced at the initial rate, ``n = fee * 60 + initial_rate * I +
+    rate * (billed - I)``, and ``n`` is clamped to ``[min_cost * 60, max_cost * 60]`` where set,
+    before the rounding. int64 when it cannot overflow (the usual case), 128-bit integers
+    otherwise.
     """
     charged = rated & (billed > 0)
     denominator = 60 * 10 ** (RATE_DECIMALS - decimals.astype(np.int64))
@@ -250,9 +307,20 @@ def _amount_units(
     if not charged.any():
         return int64_units_to_arrow(np.zeros(len(rate), dtype=np.int64), AMOUNT_DECIMALS, rated)
     r, b, f = rate[charged], billed[charged], fee[charged]
+    terms = shape.subset(charged) if shape is not None else None
     largest = float(r.max()) * float(b.max()) + float(f.max()) * 60.0
+    if terms is not None:
+        largest += float(terms.initial_rate.max()) * float(terms.initial.max()) + 60.0 * float(
+            max(terms.min_cost.max(), terms.max_cost.max())
+        )
     if largest < _INT64_SAFE:
-        numerator = f * 60 + r * b
+        if terms is None:
+            numerator = f * 60 + r * b
+        else:
+            numerator = f * 60 + terms.initial_rate * terms.initial + r * (b - terms.initial)
+            least, most = terms.min_cost * 60, terms.max_cost * 60
+            numerator = np.where(terms.min_cost >= 0, np.maximum(numerator, least), numerator)
+            numerator = np.where(terms.max_cost >= 0, np.minimum(numerator, most), numerator)
         quotient, remainder = np.divmod(numerator, denominator[charged])
         bump = np.where(
             mode[charged] == ROUNDING_CODES[Rounding.HALF_UP],
@@ -263,6 +331,7 @@ def _amount_units(
         units[charged] = (quotient + bump) * widen[charged]
         return int64_units_to_arrow(units, AMOUNT_DECIMALS, rated)
     int128 = pl.Int128
+    zeros = np.zeros(len(rate), dtype=np.int64)
     frame = pl.DataFrame(
         {
             "rate": rate,
@@ -273,19 +342,29 @@ def _amount_units(
             "mode": mode,
             "charged": charged,
             "rated": rated,
+            "initial_rate": shape.initial_rate if shape is not None else rate,
+            "initial": shape.initial if shape is not None else zeros,
+            "min_cost": shape.min_cost if shape is not None else zeros - 1,
+            "max_cost": shape.max_cost if shape is not None else zeros - 1,
         }
+    )
+    exact = (
+        pl.col("fee").cast(int128) * pl.lit(60, int128)
+        + pl.col("initial_rate").cast(int128) * pl.col("initial").cast(int128)
+        + pl.col("rate").cast(int128) * (pl.col("billed") - pl.col("initial")).cast(int128)
+    )
+    floor = pl.col("min_cost").cast(int128) * pl.lit(60, int128)
+    ceiling = pl.col("max_cost").cast(int128) * pl.lit(60, int128)
+    raised = pl.when(pl.col("min_cost") >= 0).then(pl.max_horizontal(exact, floor)).otherwise(exact)
+    clamped = (
+        pl.when(pl.col("max_cost") >= 0).then(pl.min_horizontal(raised, ceiling)).otherwise(raised)
     )
     units128 = frame.select(
         pl.when(~pl.col("rated"))
         .then(None)
         .when(pl.col("charged"))
         .then(
-            rounded_division(
-                pl.col("fee").cast(int128) * pl.lit(60, int128)
-                + pl.col("rate").cast(int128) * pl.col("billed").cast(int128),
-                pl.col("den").cast(int128),
-                pl.col("mode"),
-            )
+            rounded_division(clamped, pl.col("den").cast(int128), pl.col("mode"))
             * pl.col("widen").cast(int128)
         )
         .otherwise(pl.lit(0, int128))

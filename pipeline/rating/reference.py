@@ -28,6 +28,9 @@ class Scope(StrEnum):
 
 
 LEGS: tuple[Scope, ...] = (Scope.CUSTOMER, Scope.CLIENT, Scope.RESELLER)
+#: Billable seconds of a duration, by a plan's ``duration_rounding`` code (DESIGN.md s8):
+#: ``up`` ceil(ms / 1000), ``down`` floor(ms / 1000), ``nearest`` floor((ms + 500) / 1000).
+DURATION_ROUNDING = {"up": 0, "down": 1, "nearest": 2}
 DEFAULT_DECIMALS = 6
 MAX_PLAN_DECIMALS = 6
 
@@ -55,6 +58,7 @@ class DeckArrays:
     fee_units: npt.NDArray[np.int64]  # 10**-9
     initial: npt.NDArray[np.int32]
     subsequent: npt.NDArray[np.int32]
+    shape: PriceShape | None = None  # None: no deck of the folder uses the price shape
 
     @classmethod
     def of(cls, deck: pl.DataFrame) -> DeckArrays:
@@ -66,6 +70,32 @@ class DeckArrays:
             fee_units=deck["fee_units"].to_numpy().astype(np.int64, copy=False),
             initial=deck["initial_increment"].to_numpy().astype(np.int32, copy=False),
             subsequent=deck["subsequent_increment"].to_numpy().astype(np.int32, copy=False),
+            shape=PriceShape.of(deck) if "initial_rate_units" in deck.columns else None,
+        )
+
+
+@dataclass(frozen=True, eq=False)
+class PriceShape:
+    """The price shape of tariff v2 (DESIGN.md section 8), by global deck row id.
+
+    Kept only when some deck of the folder uses it, so a folder without it costs no memory and
+    rates on the section 4 path. ``min_cost_units`` and ``max_cost_units`` are -1 where a row
+    sets none; money is in units of 10**-9 like rates and fees.
+    """
+
+    initial_rate_units: npt.NDArray[np.int64]  # per minute, for the first interval
+    grace: npt.NDArray[np.int32]  # seconds billed nothing
+    min_cost_units: npt.NDArray[np.int64]
+    max_cost_units: npt.NDArray[np.int64]
+
+    @classmethod
+    def of(cls, deck: pl.DataFrame) -> PriceShape:
+        """Arrays of a deck frame with the price-shape columns."""
+        return cls(
+            initial_rate_units=deck["initial_rate_units"].to_numpy().astype(np.int64, copy=False),
+            grace=deck["grace_seconds"].to_numpy().astype(np.int32, copy=False),
+            min_cost_units=deck["min_cost_units"].to_numpy().astype(np.int64, copy=False),
+            max_cost_units=deck["max_cost_units"].to_numpy().astype(np.int64, copy=False),
         )
 
 
@@ -84,6 +114,8 @@ class PlanArrays:
     currency: pa.Array
     decimals: npt.NDArray[np.int64]
     rounding: npt.NDArray[np.int8]
+    #: How a plan makes billable seconds of ``duration_ms`` (see DURATION_ROUNDING).
+    duration_rounding: npt.NDArray[np.int8]
 
     @classmethod
     def of(cls, plans: pl.DataFrame) -> PlanArrays:
@@ -94,6 +126,7 @@ class PlanArrays:
             currency=plans["currency"].to_arrow(),
             decimals=plans["decimals"].to_numpy().astype(np.int64),
             rounding=plans["rounding_code"].to_numpy().astype(np.int8),
+            duration_rounding=plans["duration_rounding_code"].to_numpy().astype(np.int8),
         )
 
 

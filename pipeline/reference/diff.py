@@ -28,6 +28,10 @@ _VALUES = [
     "initial_increment",
     "subsequent_increment",
     "effective_until_us",
+    "initial_rate_units",
+    "grace_seconds",
+    "min_cost_units",
+    "max_cost_units",
 ]
 
 
@@ -121,8 +125,22 @@ def _diff_table(rows: pl.DataFrame) -> pa.Table:
         "new_connection_fee": units_to_arrow(rows["fee_units_new"], RATE_DECIMALS),
         "old_increments": increments(""),
         "new_increments": increments("_new"),
+        "old_initial_rate": units_to_arrow(rows["initial_rate_units"], RATE_DECIMALS),
+        "new_initial_rate": units_to_arrow(rows["initial_rate_units_new"], RATE_DECIMALS),
+        "old_grace_seconds": rows["grace_seconds"].to_arrow(),
+        "new_grace_seconds": rows["grace_seconds_new"].to_arrow(),
+        "old_min_cost": _cost(rows, "min_cost_units"),
+        "new_min_cost": _cost(rows, "min_cost_units_new"),
+        "old_max_cost": _cost(rows, "max_cost_units"),
+        "new_max_cost": _cost(rows, "max_cost_units_new"),
     }
     return pa.table(columns)
+
+
+def _cost(frame: pl.DataFrame, column: str) -> pa.Array:
+    """A minimum or maximum cost per call; null where the row sets none (-1)."""
+    units = frame.select(pl.when(pl.col(column) >= 0).then(pl.col(column))).to_series()
+    return units_to_arrow(units, RATE_DECIMALS)
 
 
 def _instants(frame: pl.DataFrame, column: str) -> pa.Array:

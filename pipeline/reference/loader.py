@@ -38,6 +38,7 @@ from pipeline.reference.validation import (
     DECK_REQUIRED,
     MEMBERSHIP_COLUMNS,
     MEMBERSHIP_REQUIRED,
+    NOT_YET_FILES,
     PLAN_COLUMNS,
     PLAN_REQUIRED,
     empty_deck,
@@ -72,13 +73,25 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
         if stem not in known:
             problems.append(Problem(relative, None, None, stem, "deck of a plan not in plans.csv"))
     deck_frames, deck_versions = _read_decks(folder, plans, problems, digest)
+    for name in NOT_YET_FILES:
+        if folder.read(name) is not None:
+            problems.append(
+                Problem(
+                    name,
+                    None,
+                    None,
+                    None,
+                    "origin groups, time bands and holidays (DESIGN.md section 8) are not "
+                    "supported by this version yet: remove the file",
+                )
+            )
 
     plans = plans.with_columns(
         deck_version=pl.col("plan_id").replace_strict(
             deck_versions, default=None, return_dtype=pl.String
         )
     )
-    deck = pl.concat(deck_frames, how="vertical") if deck_frames else empty_deck()
+    deck = _concat_decks(deck_frames)
 
     assoc_raw = read_csv(
         folder,
@@ -135,6 +148,24 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
 # --- reading -------------------------------------------------------------------------------
 
 
+def _concat_decks(frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Every plan's deck in one frame; the price-shape columns only if some deck has them.
+
+    A deck without them gets their defaults where another deck has them (the rate as the
+    initial rate, no grace, no minimum or maximum); a folder without any pays nothing for them.
+    """
+    if not frames:
+        return empty_deck()
+    if all(frame.width == frames[0].width for frame in frames):
+        return pl.concat(frames, how="vertical")
+    return pl.concat(frames, how="diagonal").with_columns(
+        initial_rate_units=pl.col("initial_rate_units").fill_null(pl.col("rate_units")),
+        grace_seconds=pl.col("grace_seconds").fill_null(0),
+        min_cost_units=pl.col("min_cost_units").fill_null(-1),
+        max_cost_units=pl.col("max_cost_units").fill_null(-1),
+    )
+
+
 def _read_plans(folder: PlanFiles, problems: list[Problem], digest: Any) -> pl.DataFrame:
     """``plans.csv``, validated (problems appended; an empty frame if it is unreadable)."""
     raw = read_csv(folder, PLANS_FILE, PLAN_COLUMNS, PLAN_REQUIRED, problems, digest)
@@ -165,7 +196,9 @@ def deck_rows(folder: PlanFiles) -> pl.DataFrame:
     """Every deck row of a plans folder with its plan id, numbers as exact integer units.
 
     Columns: plan_id, prefix, destination, rate_units (10**-9 per minute), fee_units (10**-9),
-    initial_increment, subsequent_increment, effective_from_us, effective_until_us. For
+    initial_increment, subsequent_increment, effective_from_us, effective_until_us, and the
+    price shape with its defaults: initial_rate_units, grace_seconds, min_cost_units and
+    max_cost_units (-1: none). For
     comparing two versions (``decks diff``); load the folder with :func:`load_plans` first to
     have it validated: this raises :class:`ReferenceDataError` on the same problems.
     """
@@ -176,7 +209,8 @@ def deck_rows(folder: PlanFiles) -> pl.DataFrame:
     frames, _ = _read_decks(folder, plans, problems, digest)
     if problems:
         raise ReferenceDataError(problems)
-    deck = pl.concat(frames, how="vertical") if frames else empty_deck()
+    deck = _concat_decks(frames)
+    shaped = "initial_rate_units" in deck.columns
     return deck.select(
         plan_id=pl.col("plan_index").replace_strict(
             dict(enumerate(plan_ids)), default=None, return_dtype=pl.String
@@ -189,4 +223,10 @@ def deck_rows(folder: PlanFiles) -> pl.DataFrame:
         subsequent_increment=pl.col("subsequent_increment").cast(pl.Int64),
         effective_from_us=pl.col("effective_from_us").cast(pl.Int64),
         effective_until_us=pl.col("effective_until_us").cast(pl.Int64),
+        initial_rate_units=(pl.col("initial_rate_units") if shaped else pl.col("rate_units")).cast(
+            pl.Int64
+        ),
+        grace_seconds=(pl.col("grace_seconds") if shaped else pl.lit(0)).cast(pl.Int64),
+        min_cost_units=(pl.col("min_cost_units") if shaped else pl.lit(-1)).cast(pl.Int64),
+        max_cost_units=(pl.col("max_cost_units") if shaped else pl.lit(-1)).cast(pl.Int64),
     )

@@ -20,6 +20,7 @@ from pipeline.rating.money import (
 )
 from pipeline.rating.reference import (
     DEFAULT_DECIMALS,
+    DURATION_ROUNDING,
     MAX_PLAN_DECIMALS,
     AccountPlans,
     Scope,
@@ -36,7 +37,18 @@ from pipeline.reference.csv_checks import (
 )
 from pipeline.reference.files import ASSOCIATIONS_FILE, MEMBERSHIPS_FILE, PLANS_FILE
 
-PLAN_COLUMNS = ("plan_id", "tenant_id", "name", "scope", "currency", "decimals", "rounding")
+PLAN_COLUMNS = (
+    "plan_id",
+    "tenant_id",
+    "name",
+    "scope",
+    "currency",
+    "decimals",
+    "rounding",
+    # tariff v2 (DESIGN.md section 8), each optional
+    "timezone",
+    "duration_rounding",
+)
 PLAN_REQUIRED = ("plan_id", "tenant_id", "scope", "currency")
 DECK_COLUMNS = (
     "prefix",
@@ -47,7 +59,19 @@ DECK_COLUMNS = (
     "subsequent_increment",
     "effective_from",
     "effective_until",
+    # tariff v2 (DESIGN.md section 8), each optional
+    "initial_rate",
+    "grace_seconds",
+    "min_cost",
+    "max_cost",
+    "origin",
+    "band",
 )
+#: Deck columns of the price shape (tariff v2): a deck without them prices as section 4 says.
+PRICE_SHAPE_COLUMNS = ("initial_rate", "grace_seconds", "min_cost", "max_cost")
+#: Tariff v2 files of a plans folder not yet supported by this version (refused, not ignored).
+NOT_YET_FILES = ("origin_groups.csv", "time_bands.csv", "holidays.csv")
+DURATION_ROUNDING_CODES = DURATION_ROUNDING
 DECK_REQUIRED = ("prefix", "rate", "effective_from")
 ASSOCIATION_COLUMNS = ("scope", "account_id", "plan_id", "effective_from", "effective_until")
 ASSOCIATION_REQUIRED = ("scope", "account_id", "plan_id", "effective_from")
@@ -70,6 +94,8 @@ def empty_plans() -> pl.DataFrame:
             "decimals": pl.Int64,
             "rounding": pl.String,
             "rounding_code": pl.Int8,
+            "timezone": pl.String,
+            "duration_rounding_code": pl.Int8,
         }
     )
 
@@ -127,6 +153,26 @@ def validate_plans(raw: pl.DataFrame, problems: list[Problem]) -> pl.DataFrame:
         ),
         problems,
     )
+    report(
+        raw,
+        file,
+        "duration_rounding",
+        pl.when(
+            pl.col("duration_rounding").is_not_null()
+            & ~pl.col("duration_rounding").is_in(list(DURATION_ROUNDING_CODES))
+        ).then(pl.lit(f"must be one of {', '.join(DURATION_ROUNDING_CODES)}")),
+        problems,
+    )
+    unknown_zones = [z for z in raw["timezone"].drop_nulls().unique().to_list() if not _is_zone(z)]
+    report(
+        raw,
+        file,
+        "timezone",
+        pl.when(pl.col("timezone").is_in(unknown_zones)).then(
+            pl.lit("not a known IANA time zone (like Europe/Berlin or UTC)")
+        ),
+        problems,
+    )
     codes = {m.value: c for m, c in ROUNDING_CODES.items()}
     return (
         raw.filter(pl.col("plan_id").is_not_null())
@@ -135,14 +181,27 @@ def validate_plans(raw: pl.DataFrame, problems: list[Problem]) -> pl.DataFrame:
             decimals=pl.col("decimals").cast(pl.Int64, strict=False).fill_null(DEFAULT_DECIMALS),
             rounding=pl.col("rounding").fill_null(Rounding.HALF_UP.value),
             name=pl.col("name").fill_null(""),
+            timezone=pl.col("timezone").fill_null("UTC"),
         )
         .with_columns(
             rounding_code=pl.col("rounding").replace_strict(codes, default=0, return_dtype=pl.Int8),
+            duration_rounding_code=pl.col("duration_rounding").replace_strict(
+                DURATION_ROUNDING_CODES, default=0, return_dtype=pl.Int8
+            ),
         )
         .with_row_index("plan_index")
         .with_columns(pl.col("plan_index").cast(pl.Int64))
         .select(empty_plans().columns)
     )
+
+
+def _is_zone(name: str) -> bool:
+    """Whether ``name`` is a time zone the rating core can convert to (polars' tz database)."""
+    try:
+        pl.Series([0], dtype=pl.Int64).cast(pl.Datetime("us", "UTC")).dt.convert_time_zone(name)
+    except (pl.exceptions.PolarsError, ValueError):
+        return False
+    return True
 
 
 # --- decks ---------------------------------------------------------------------------------
@@ -181,7 +240,7 @@ def validate_deck(
     )
     all_digits = len(problems) == known_problems
     known_problems = len(problems)
-    for column in ("rate", "connection_fee"):
+    for column in ("rate", "connection_fee", "initial_rate", "min_cost", "max_cost"):
         report(raw, file, column, decimal_text_problem(pl.col(column)), problems)
     # Money is scaled only when every amount is good text (else the deck is refused).
     good_money = len(problems) == known_problems
@@ -197,6 +256,21 @@ def validate_deck(
             )
             .then(pl.lit("increment below 1 second"))
             .otherwise(integer_problem(column, 1, 86_400)),
+            problems,
+        )
+    report(raw, file, "grace_seconds", integer_problem("grace_seconds", 0, 86_400), problems)
+    _minimum_above_maximum(raw, file, problems)
+    for column in ("origin", "band"):
+        report(
+            raw,
+            file,
+            column,
+            pl.when(pl.col(column).is_not_null()).then(
+                pl.lit(
+                    "origin groups and time bands (DESIGN.md section 8) are not supported by "
+                    "this version yet: leave the column empty"
+                )
+            ),
             problems,
         )
     timed = timestamps(raw, file, problems)
@@ -245,7 +319,48 @@ def validate_deck(
     else:
         nothing = pl.lit(None, dtype=pl.Int64)
         deck = deck.with_columns(rate_units=nothing, fee_units=nothing)
-    return deck.select(empty_deck().columns)
+    deck = deck.select(empty_deck().columns)
+    if good_money and raw.select(pl.col(PRICE_SHAPE_COLUMNS).is_not_null().any()).row(0) != (
+        False,
+    ) * len(PRICE_SHAPE_COLUMNS):
+        deck = deck.hstack(_price_shape(timed, file, problems))
+    return deck
+
+
+def _price_shape(timed: pl.DataFrame, file: str, problems: list[Problem]) -> pl.DataFrame:
+    """The price-shape columns of a deck that uses them (tariff v2), as exact integer units.
+
+    ``initial_rate_units`` defaults to the row's rate, ``grace_seconds`` to 0; ``min_cost_units``
+    and ``max_cost_units`` are -1 where the row sets none. A minimum above the maximum is refused.
+    """
+    shape = in_slices(
+        timed,
+        lambda part: part.select(
+            initial_rate_units=per_distinct(
+                part["initial_rate"].fill_null(part["rate"]), scaled_integer
+            ),
+            grace_seconds=pl.col("grace_seconds").cast(pl.Int32, strict=False).fill_null(0),
+            min_cost_units=per_distinct(part["min_cost"], scaled_integer).fill_null(-1),
+            max_cost_units=per_distinct(part["max_cost"], scaled_integer).fill_null(-1),
+            **{LINE: pl.col(LINE)},
+        ),
+    )
+    return shape.drop(LINE)
+
+
+def _minimum_above_maximum(raw: pl.DataFrame, file: str, problems: list[Problem]) -> None:
+    """Refuse a row whose ``min_cost`` is above its ``max_cost`` (both valid decimals)."""
+    both = raw.filter(
+        decimal_text_problem(pl.col("min_cost")).is_null()
+        & decimal_text_problem(pl.col("max_cost")).is_null()
+        & pl.col("min_cost").is_not_null()
+        & pl.col("max_cost").is_not_null()
+    )
+    if both.height == 0:
+        return
+    clash = both.filter(scaled_integer(pl.col("min_cost")) > scaled_integer(pl.col("max_cost")))
+    for line, value in clash.select(LINE, "min_cost").iter_rows():
+        problems.append(Problem(file, line, "min_cost", value, "greater than max_cost"))
 
 
 # --- associations and memberships ------------------------------------------------------------

@@ -229,3 +229,73 @@ def test_line_numbers_count_physical_lines(tmp_path: Path, text: str, lines: lis
         return
     problems = [p for p in _problems(tmp_path) if "decks/P.csv" in p]
     assert sorted({int(p.split(", line ")[1].split(",")[0]) for p in problems}) == lines
+
+
+# --- tariff v2: the price shape and the plan's zone and duration rounding ----------------------
+
+
+def test_price_shape_problems_are_named(tmp_path: Path) -> None:
+    write_plans(
+        tmp_path,
+        [
+            plan("P", "customer", timezone="Europe/Berlin", duration_rounding="nearest"),
+            plan("Q", "client", timezone="Mars/Olympus_Mons", duration_rounding="sideways"),
+        ],
+        {
+            "P": [
+                deck_row("44", "0.01", initial_rate="0.05", grace_seconds="3"),  # line 2, fine
+                deck_row("45", "0.01", initial_rate="-0.05"),  # line 3
+                deck_row("46", "0.01", grace_seconds="86401"),  # line 4
+                deck_row("47", "0.01", grace_seconds="-1"),  # line 5
+                deck_row("48", "0.01", min_cost="0.5", max_cost="0.4"),  # line 6
+                deck_row("49", "0.01", max_cost="zero"),  # line 7
+                deck_row("31", "0.01", min_cost="0.4", max_cost="0.4"),  # line 8, fine
+            ],
+            "Q": [deck_row("44", "0.01")],
+        },
+    )
+    problems = _problems(tmp_path)
+    assert any(
+        "plans.csv, line 3, column timezone: 'Mars/Olympus_Mons'" in p and "IANA" in p
+        for p in problems
+    ), problems
+    assert any("plans.csv, line 3, column duration_rounding: 'sideways'" in p for p in problems), (
+        problems
+    )
+    assert any("decks/P.csv, line 3, column initial_rate: '-0.05'" in p for p in problems)
+    assert any("decks/P.csv, line 4, column grace_seconds: '86401'" in p for p in problems)
+    assert any("decks/P.csv, line 5, column grace_seconds: '-1'" in p for p in problems)
+    assert any(
+        "decks/P.csv, line 6, column min_cost: '0.5'" in p and "greater than max_cost" in p
+        for p in problems
+    ), problems
+    assert any("decks/P.csv, line 7, column max_cost: 'zero'" in p for p in problems)
+    assert not any("line 2" in p or "line 8" in p for p in problems), problems
+
+
+def test_a_plan_zone_and_duration_rounding_load(tmp_path: Path) -> None:
+    write_plans(
+        tmp_path,
+        [plan("P", "customer", timezone="Australia/Lord_Howe", duration_rounding="down")],
+        {"P": [deck_row("44", "0.01")]},
+    )
+    reference = load_plans_folder(tmp_path)
+    assert reference.plans["timezone"].to_list() == ["Australia/Lord_Howe"]
+    assert reference.plan_arrays.duration_rounding.tolist() == [1]
+
+
+@pytest.mark.parametrize("column", ["origin", "band"])
+def test_origin_and_band_are_refused_until_supported(tmp_path: Path, column: str) -> None:
+    write_plans(tmp_path, [plan("P", "customer")], {"P": [deck_row("44", "0.01", **{column: "x"})]})
+    [problem] = _problems(tmp_path)
+    assert f"decks/P.csv, line 2, column {column}: 'x'" in problem
+    assert "not supported by this version yet" in problem
+
+
+@pytest.mark.parametrize("name", ["origin_groups.csv", "time_bands.csv", "holidays.csv"])
+def test_the_v2_files_are_refused_until_supported(tmp_path: Path, name: str) -> None:
+    write_plans(tmp_path, [plan("P", "customer")], {"P": [deck_row("44", "0.01")]})
+    (tmp_path / name).write_text("anything\n")
+    [problem] = _problems(tmp_path)
+    assert problem.startswith(name)
+    assert "not supported by this version yet" in problem
