@@ -31,7 +31,7 @@ def run_demo(folder: Path, cdrs: int = 50_000, seed: int = 7) -> int:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    spec = NetworkSpec(seed=seed, cdrs=cdrs)
+    spec = NetworkSpec(seed=seed, cdrs=cdrs, price_shape=True)  # tariff v2 shown, too
     plans_dir, cdrs_path = folder / "plans", folder / "cdrs.jsonl"
     network = write_network(spec, plans_dir, cdrs_path)
     print(

@@ -12,6 +12,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.synthetic import _price_shape as shape
 from pipeline.synthetic._accounts import (
     ASSOCIATIONS_HEADER,
     MEMBERSHIPS_HEADER,
@@ -23,6 +24,7 @@ from pipeline.synthetic._cdr_file import write_cdrs
 from pipeline.synthetic._clock import Clock, make_clock
 from pipeline.synthetic._decks import DECK_HEADER, deck_countries, make_deck_rows
 from pipeline.synthetic._plans import PLANS_HEADER, SCOPES, Plan, make_plans
+from pipeline.synthetic._price_shape import shape_rng
 from pipeline.synthetic._spec import NetworkSpec, NetworkSummary, check_spec
 
 _POOL_MAX = 200_000  # callee prefixes kept per tenant: bounds the CDR builder's memory
@@ -46,9 +48,10 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
     membership_rows: list[list[str]] = []
     tenants: list[Tenant] = []
     deck_rows = 0
+    shaping = shape_rng(spec.seed) if spec.price_shape else None
     for tenant_id in tenant_ids:
         written, number_lengths = _write_decks(
-            rng, plans[tenant_id], spec.prefixes_per_plan, clock, plans_dir / "decks"
+            rng, plans[tenant_id], spec.prefixes_per_plan, clock, plans_dir / "decks", shaping
         )
         deck_rows += written
         pool = sorted(number_lengths)
@@ -70,7 +73,11 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
         tenants.append(tenant)
 
     plan_rows = [plan.row() for t in tenant_ids for scope in SCOPES for plan in plans[t][scope]]
-    _write_csv(plans_dir / "plans.csv", PLANS_HEADER, plan_rows)
+    plans_header: tuple[str, ...] = PLANS_HEADER
+    if shaping is not None:
+        plans_header += shape.PLAN_COLUMNS
+        plan_rows = [row + shape.plan_columns(shaping) for row in plan_rows]
+    _write_csv(plans_dir / "plans.csv", plans_header, plan_rows)
     _write_csv(plans_dir / "associations.csv", ASSOCIATIONS_HEADER, association_rows)
     _write_csv(plans_dir / "memberships.csv", MEMBERSHIPS_HEADER, membership_rows)
     malformed_lines, malformed_kinds = write_cdrs(spec, rng, tenants, clock, cdrs_path)
@@ -99,7 +106,12 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
 
 
 def _write_decks(
-    rng: random.Random, plans: dict[str, list[Plan]], size: int, clock: Clock, decks_dir: Path
+    rng: random.Random,
+    plans: dict[str, list[Plan]],
+    size: int,
+    clock: Clock,
+    decks_dir: Path,
+    shaping: random.Random | None,
 ) -> tuple[int, dict[str, int]]:
     """Write one tenant's decks; return their row count and each prefix's full number length.
 
@@ -113,7 +125,12 @@ def _write_decks(
             countries = deck_countries(rng, scope)
             rows = make_deck_rows(rng, plan, size, clock, countries)
             rows_written += len(rows)
-            _write_csv(decks_dir / f"{plan.plan_id}.csv", DECK_HEADER, rows)
+            if shaping is None:
+                _write_csv(decks_dir / f"{plan.plan_id}.csv", DECK_HEADER, rows)
+            else:
+                shaped = [row + shape.deck_columns(shaping, row) for row in rows]
+                header = DECK_HEADER + shape.DECK_COLUMNS
+                _write_csv(decks_dir / f"{plan.plan_id}.csv", header, shaped)
             by_cc = {c.cc: c for c in countries}
             for row in rows:
                 prefix = row[0]

@@ -27,6 +27,7 @@ class NetworkSpec:
     malformed_ratio: float = 0.01
     month: str = "2026-03"
     currencies: tuple[str, ...] = ("EUR", "USD")
+    price_shape: bool = False  # tariff v2: initial rates, grace, min/max cost, duration rounding
 
 
 @dataclass(frozen=True)
