@@ -14,6 +14,15 @@ Binding refinements (where DESIGN.md is silent):
   absent/null or exactly one of ANSWERED, NO_ANSWER, BUSY, FAILED, CANCELLED. ``sip_code``
   absent/null or an integer 100..699. ``answer_time`` absent/null or a valid timestamp.
   ``end_time >= start_time``. Unknown fields are ignored.
+* Bounds (issue 11, docs/rating-rules.md section 1): a line over 65,536 UTF-8 bytes; objects or
+  arrays nested more than 32 levels (the top-level object is level 1); a contract field named
+  twice in the top-level object (after JSON escapes are decoded); a contract text field that is
+  not a JSON string; cdr_id, session_id, tenant_id, customer_id, client_id, reseller_id or
+  caller over 256 UTF-8 bytes; ``duration_ms`` over 604,800,000 (7 days), or longer than
+  ``end_time - start_time`` by more than 1,000 ms; a timestamp outside
+  ``[2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z)``. Reason codes follow that table where it is
+  easy (``too_large``, ``too_deep``, ``duplicate:<f>``, ``too_long:<f>``, ``out_of_range:<f>``);
+  only the set of rejected lines is compared with the engine, never the reasons.
 * Timestamps: ``YYYY-MM-DD[Tt]HH:MM:SS[.fraction]([Zz]|[+-]HH:MM)``; the fraction may have any
   number of digits and is truncated to microseconds; impossible dates are rejected.
 * Callee: remove every space and ``-``; then drop one leading ``+``, else a leading ``00``; the
@@ -34,6 +43,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Context, Decimal
 from pathlib import Path
+from typing import TypeGuard
 
 LEGS: tuple[str, ...] = ("customer", "client", "reseller")
 LEG_COLUMNS: tuple[str, ...] = (
@@ -56,6 +66,34 @@ REQUIRED_STRINGS: tuple[str, ...] = (
     "start_time",
     "end_time",
 )
+# Every field of the cdr.v1 contract (DESIGN.md section 3): a duplicate of one of them is refused.
+CONTRACT_FIELDS: tuple[str, ...] = (
+    *REQUIRED_STRINGS,
+    "reseller_id",
+    "answer_time",
+    "duration_ms",
+    "disposition",
+    "sip_code",
+)
+# The contract fields that must be JSON strings when present and not null.
+TEXT_FIELDS: tuple[str, ...] = (*REQUIRED_STRINGS, "reseller_id", "answer_time", "disposition")
+# The text fields held to MAX_FIELD_BYTES.
+BOUNDED_FIELDS: tuple[str, ...] = (
+    "cdr_id",
+    "session_id",
+    "tenant_id",
+    "customer_id",
+    "client_id",
+    "reseller_id",
+    "caller",
+)
+MAX_LINE_BYTES = 65_536
+MAX_DEPTH = 32
+MAX_FIELD_BYTES = 256
+MAX_DURATION_MS = 604_800_000  # 7 days
+DURATION_SLACK_MS = 1_000
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC)  # inclusive
+LATEST = datetime(2100, 1, 1, tzinfo=UTC)  # exclusive
 DISPOSITIONS: frozenset[str] = frozenset({"ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED"})
 ROUNDING_MODES: dict[str, str] = {"half_up": ROUND_HALF_UP, "up": ROUND_UP, "down": ROUND_DOWN}
 
@@ -138,13 +176,56 @@ def _reject_constant(name: str) -> object:
     raise ValueError(msg)
 
 
-def _is_int(value: object) -> bool:
+class _JsonObject(dict[str, object]):
+    """A decoded JSON object that remembers which contract fields it named more than once."""
+
+    repeated: tuple[str, ...] = ()
+
+
+def _object_from_pairs(pairs: list[tuple[str, object]]) -> _JsonObject:
+    obj = _JsonObject(pairs)
+    names = [name for name, _ in pairs]
+    obj.repeated = tuple(name for name in CONTRACT_FIELDS if names.count(name) > 1)
+    return obj
+
+
+def _nested_deeper_than(value: object, limit: int) -> bool:
+    """True when objects/arrays nest more than ``limit`` levels (a top-level container is 1)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, level = stack.pop()
+        if isinstance(item, dict):
+            children: list[object] = list(item.values())
+        elif isinstance(item, list):
+            children = list(item)
+        else:
+            continue
+        if level > limit:
+            return True
+        stack.extend((child, level + 1) for child in children)
+    return False
+
+
+def _utf8_length(text: str) -> int:
+    # surrogatepass: a JSON "\ud800" escape decodes to a lone surrogate; count it, never crash.
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def _is_int(value: object) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _microseconds(delta: timedelta) -> int:
+    return delta // timedelta(microseconds=1)
 
 
 @dataclass(frozen=True)
 class ValidCdr:
-    """The fields of a CDR line that passed validation."""
+    """The fields of a CDR line that passed validation.
+
+    ``caller`` is the caller normalised like the callee, or None when it does not normalise
+    (that leaves the CDR valid: DESIGN.md section 8, rating step 1).
+    """
 
     cdr_id: str
     session_id: str
@@ -152,19 +233,45 @@ class ValidCdr:
     customer_id: str
     client_id: str
     reseller_id: str | None
+    caller: str | None
     callee: str
     start_time: datetime
     duration_ms: int
 
 
-def validate_line(line: str) -> ValidCdr:
-    """Validate one CDR line; raise InvalidCdr with the reason when it breaks a rule."""
+def _parse_object(line: str) -> _JsonObject:
+    if _utf8_length(line) > MAX_LINE_BYTES:
+        raise InvalidCdr("too_large")
     try:
-        obj = json.loads(line, parse_constant=_reject_constant)
+        obj = json.loads(
+            line, parse_constant=_reject_constant, object_pairs_hook=_object_from_pairs
+        )
+    except RecursionError as exc:  # nested far beyond MAX_DEPTH (or unclosed brackets)
+        raise InvalidCdr("too_deep") from exc
     except ValueError as exc:  # JSONDecodeError is a ValueError
         raise InvalidCdr("not_json") from exc
-    if not isinstance(obj, dict):
+    if not isinstance(obj, _JsonObject):
         raise InvalidCdr("not_object")
+    if _nested_deeper_than(obj, MAX_DEPTH):
+        raise InvalidCdr("too_deep")
+    if obj.repeated:
+        raise InvalidCdr(f"duplicate:{obj.repeated[0]}")
+    return obj
+
+
+def _timestamp_field(obj: dict[str, object], name: str) -> datetime:
+    value = obj[name]
+    stamp = parse_timestamp(value) if isinstance(value, str) else None
+    if stamp is None:
+        raise InvalidCdr(f"invalid:{name}")
+    if not EARLIEST <= stamp < LATEST:
+        raise InvalidCdr(f"out_of_range:{name}")
+    return stamp
+
+
+def validate_line(line: str) -> ValidCdr:
+    """Validate one CDR line; raise InvalidCdr with the reason when it breaks a rule."""
+    obj = _parse_object(line)
     for name in (*REQUIRED_STRINGS, "duration_ms"):
         if name not in obj:
             raise InvalidCdr(f"missing:{name}")
@@ -172,39 +279,47 @@ def validate_line(line: str) -> ValidCdr:
         value = obj[name]
         if not isinstance(value, str) or value == "":
             raise InvalidCdr(f"invalid:{name}")
+    for name in TEXT_FIELDS:
+        value = obj.get(name)
+        if value is not None and not isinstance(value, str):
+            raise InvalidCdr(f"invalid:{name}")
     reseller = obj.get("reseller_id")
-    if reseller is not None and (not isinstance(reseller, str) or reseller == ""):
+    if reseller == "":
         raise InvalidCdr("invalid:reseller_id")
+    for name in BOUNDED_FIELDS:
+        value = obj.get(name)
+        if isinstance(value, str) and _utf8_length(value) > MAX_FIELD_BYTES:
+            raise InvalidCdr(f"too_long:{name}")
     duration = obj["duration_ms"]
     if not _is_int(duration) or not 0 <= duration < 2**63:
         raise InvalidCdr("invalid:duration_ms")
+    if duration > MAX_DURATION_MS:
+        raise InvalidCdr("out_of_range:duration_ms")
     disposition = obj.get("disposition")
     if disposition is not None and disposition not in DISPOSITIONS:
         raise InvalidCdr("invalid:disposition")
     sip_code = obj.get("sip_code")
     if sip_code is not None and (not _is_int(sip_code) or not 100 <= sip_code <= 699):
         raise InvalidCdr("invalid:sip_code")
-    start = parse_timestamp(obj["start_time"])
-    if start is None:
-        raise InvalidCdr("invalid:start_time")
-    end = parse_timestamp(obj["end_time"])
-    if end is None:
-        raise InvalidCdr("invalid:end_time")
-    answer = obj.get("answer_time")
-    if answer is not None and (not isinstance(answer, str) or parse_timestamp(answer) is None):
-        raise InvalidCdr("invalid:answer_time")
-    callee = normalise_callee(obj["callee"])
+    start = _timestamp_field(obj, "start_time")
+    end = _timestamp_field(obj, "end_time")
+    if obj.get("answer_time") is not None:
+        _timestamp_field(obj, "answer_time")
+    callee = normalise_callee(str(obj["callee"]))
     if callee is None:
         raise InvalidCdr("invalid:callee")
     if end < start:
         raise InvalidCdr("end_before_start")
+    if duration * 1000 > _microseconds(end - start) + DURATION_SLACK_MS * 1000:
+        raise InvalidCdr("invalid:duration_ms")
     return ValidCdr(
-        cdr_id=obj["cdr_id"],
-        session_id=obj["session_id"],
-        tenant_id=obj["tenant_id"],
-        customer_id=obj["customer_id"],
-        client_id=obj["client_id"],
-        reseller_id=reseller,
+        cdr_id=str(obj["cdr_id"]),
+        session_id=str(obj["session_id"]),
+        tenant_id=str(obj["tenant_id"]),
+        customer_id=str(obj["customer_id"]),
+        client_id=str(obj["client_id"]),
+        reseller_id=reseller if isinstance(reseller, str) else None,
+        caller=normalise_callee(str(obj["caller"])),
         callee=callee,
         start_time=start,
         duration_ms=duration,

@@ -240,11 +240,12 @@ def test_defaults_for_empty_cells(tmp_path: Path) -> None:
 
 
 def test_longest_duration_is_exact(tmp_path: Path) -> None:
-    # 2**63 - 1 ms -> 9223372036854776 s; at 0.06 / min -> 9223372036854.776 -> half_up 2 dp
-    plans = one_plan(tmp_path, [deck("44", "0.06")], decimals="2")
-    row = only_row(rate_reference(plans, [cdr(duration_ms=2**63 - 1)]))
-    assert row["customer_billed_seconds"] == 9_223_372_036_854_776
-    assert str(row["customer_amount"]) == "9223372036854.78"
+    # The longest valid call, 7 days = 604,800,000 ms -> 604,800 s; at 0.123456789 / min:
+    # 604800 / 60 = 10080 minutes; 10080 * 0.123456789 = 1244.444433120 -> half_up 6 dp
+    plans = one_plan(tmp_path, [deck("44", "0.123456789")], decimals="6")
+    row = only_row(rate_reference(plans, [cdr(duration_ms=604_800_000)]))
+    assert row["customer_billed_seconds"] == 604_800
+    assert str(row["customer_amount"]) == "1244.444433"
 
 
 # --- prefix matching and effective dating ----------------------------------------------------
@@ -467,7 +468,7 @@ def _rejected_cases() -> list[tuple[str, str]]:
         (cdr(duration_ms="abc"), "invalid:duration_ms"),
         (cdr(duration_ms=True), "invalid:duration_ms"),
         (cdr(duration_ms=None), "invalid:duration_ms"),
-        (cdr(duration_ms=2**63), "invalid:duration_ms"),
+        (cdr(duration_ms=2**63), "invalid:duration_ms"),  # not in 64 bits
         (cdr(disposition="answered"), "invalid:disposition"),
         (cdr(disposition=""), "invalid:disposition"),
         (cdr(disposition="UNKNOWN"), "invalid:disposition"),
@@ -512,8 +513,9 @@ def test_rejected_lines(tmp_path: Path, line: str, reason: str) -> None:
         cdr(sip_code=100),
         cdr(sip_code=699),
         cdr(duration_ms=0),
-        cdr(end_time="2026-03-10T12:00:00Z"),  # end == start
-        cdr(end_time="2026-03-10T14:00:00+02:00"),  # end == start, written in another zone
+        cdr(end_time="2026-03-10T12:00:00Z", duration_ms=0),  # end == start
+        # end == start, written in another zone; 1,000 ms is within the one-second slack
+        cdr(end_time="2026-03-10T14:00:00+02:00", duration_ms=1_000),
         cdr(codec="PCMA", trunk={"id": 7}, tags=["a"], x=None),  # unknown fields are ignored
         *(cdr(disposition=d) for d in ("ANSWERED", "NO_ANSWER", "BUSY", "FAILED", "CANCELLED")),
     ],
@@ -541,6 +543,132 @@ def test_line_numbers_blank_lines_and_duplicates(tmp_path: Path) -> None:
     assert result.rejected == {4: "not_json"}
     assert result.duplicates == {6: "a"}
     assert result.rows["a"]["customer_billed_seconds"] == 61  # the first one is kept
+
+
+# --- issue 11: bounds on a CDR (docs/rating-rules.md section 1) -------------------------------
+
+BOUNDED = ("cdr_id", "session_id", "tenant_id", "customer_id", "client_id", "reseller_id", "caller")
+
+
+def nested(levels: int) -> list[Any]:
+    """Arrays nested ``levels`` deep: nested(1) == [], nested(2) == [[]]."""
+    value: list[Any] = []
+    for _ in range(levels - 1):
+        value = [value]
+    return value
+
+
+def padded(total_bytes: int, filler: str) -> str:
+    """A valid CDR line of exactly ``total_bytes`` UTF-8 bytes, padded in an unknown field."""
+    head, tail = cdr(pad="")[:-2], '"}'
+    room = total_bytes - len((head + tail).encode())
+    width = len(filler.encode())
+    line = head + filler * (room // width) + "x" * (room % width) + tail
+    assert len(line.encode()) == total_bytes
+    return line
+
+
+def _bound_rejections() -> list[tuple[str, str]]:
+    window = {"start_time": "2026-03-10T12:00:00Z", "end_time": "2026-03-10T12:01:00Z"}
+    return [
+        # size: bytes, not characters ("é" is 2 bytes; the line has fewer than 65,536 chars)
+        (padded(65_537, "x"), "too_large"),
+        (padded(65_537, "é"), "too_large"),
+        # depth: the top-level object is level 1, so 32 arrays inside it make 33 levels
+        (cdr(x=nested(32)), "too_deep"),
+        (cdr(x={"a": {"b": nested(30)}}), "too_deep"),
+        # far deeper than Python's json recursion limit: rejected, never a RecursionError
+        (cdr()[:-1] + ', "x": ' + "[" * 5_000 + "]" * 5_000 + "}", "too_deep"),
+        ("[" * 5_000, "too_deep"),  # not JSON either; any reason will do
+        # a contract field named twice at the top level, also when spelled with an escape
+        ('{"cdr_id": "other", ' + cdr()[1:], "duplicate:cdr_id"),
+        ('{"duration_ms": 1, ' + cdr()[1:], "duplicate:duration_ms"),
+        ('{"call\\u0065e": "+447700900123", ' + cdr()[1:], "duplicate:callee"),
+        ('{"sip_code": null, ' + cdr()[1:], "duplicate:sip_code"),
+        # contract text fields must be JSON strings
+        (cdr(callee=447700900123), "invalid:callee"),
+        (cdr(customer_id=42), "invalid:customer_id"),
+        (cdr(caller={"number": "+4930123456"}), "invalid:caller"),
+        (cdr(reseller_id=7), "invalid:reseller_id"),
+        (cdr(reseller_id=["r"]), "invalid:reseller_id"),
+        (cdr(answer_time=1_772_712_000), "invalid:answer_time"),
+        (cdr(start_time=1_772_712_000), "invalid:start_time"),
+        (cdr(disposition=1), "invalid:disposition"),
+        (cdr(disposition=["ANSWERED"]), "invalid:disposition"),
+        (cdr(disposition=True), "invalid:disposition"),
+        # over 256 UTF-8 bytes
+        *((cdr(**{name: "a" * 257}), f"too_long:{name}") for name in BOUNDED),
+        (cdr(cdr_id="é" * 128 + "a"), "too_long:cdr_id"),  # 129 characters, 257 bytes
+        # duration: 7 days at most, and at most 1 s longer than end - start
+        (cdr(duration_ms=604_800_001), "out_of_range:duration_ms"),
+        (cdr(**window, duration_ms=61_001), "invalid:duration_ms"),
+        # end - start = 59.999999 s; + 1 s = 60,999.999 ms < 61,000
+        (
+            cdr(start_time="2026-03-10T12:00:00Z", end_time="2026-03-10T12:00:59.999999Z"),
+            "invalid:duration_ms",
+        ),
+        # end before start is its own reason, whatever the duration
+        (cdr(end_time="2026-03-10T11:00:00Z", duration_ms=1), "end_before_start"),
+        # timestamps within [2000-01-01T00:00:00Z, 2100-01-01T00:00:00Z), judged in UTC
+        (cdr(start_time="1999-12-31T23:59:59.999999Z"), "out_of_range:start_time"),
+        (cdr(start_time="2000-01-01T00:30:00+01:00"), "out_of_range:start_time"),
+        (cdr(start_time="1970-01-01T00:00:00Z"), "out_of_range:start_time"),
+        (cdr(end_time="2100-01-01T00:00:00Z"), "out_of_range:end_time"),
+        (cdr(end_time="2099-12-31T23:30:00-01:00"), "out_of_range:end_time"),
+        (cdr(end_time="9999-12-31T23:59:59Z"), "out_of_range:end_time"),
+        (cdr(answer_time="1999-12-31T23:59:59Z"), "out_of_range:answer_time"),
+        (cdr(answer_time="2100-01-01T00:00:00Z"), "out_of_range:answer_time"),
+    ]
+
+
+@pytest.mark.parametrize(("line", "reason"), _bound_rejections())
+def test_bounds_rejected(tmp_path: Path, line: str, reason: str) -> None:
+    plans = one_plan(tmp_path, NESTED)
+    result = rate_reference(plans, [line])
+    assert result.rows == {}
+    assert result.rejected == {1: reason}
+
+
+def _bound_acceptances() -> list[str]:
+    window = {"start_time": "2026-03-10T12:00:00Z", "end_time": "2026-03-10T12:01:00Z"}
+    return [
+        padded(65_536, "x"),
+        padded(65_536, "é"),
+        cdr(x=nested(31)),  # 32 levels with the top-level object
+        cdr(x={"a": {"b": nested(29)}}),
+        # a repeated unknown field, and a repeated contract name inside a nested object
+        '{"codec": "PCMA", "codec": "G722", ' + cdr()[1:],
+        cdr()[:-1] + ', "trunk": {"cdr_id": 1, "cdr_id": 2}}',
+        *(cdr(**{name: "a" * 256}) for name in BOUNDED),
+        cdr(cdr_id="é" * 128),  # 256 bytes
+        cdr(caller="anonymous"),  # a caller that does not normalise leaves the CDR valid
+        cdr(duration_ms=604_800_000),
+        cdr(**window, duration_ms=61_000),  # exactly end - start + 1 s
+        cdr(
+            start_time="2026-03-10T12:00:00Z",
+            end_time="2026-03-10T12:00:59.999999Z",
+            duration_ms=60_999,
+        ),
+        cdr(
+            start_time="2000-01-01T00:00:00Z",
+            answer_time="2000-01-01T00:00:00Z",
+            end_time="2000-01-01T01:00:00+01:00",  # == start
+            duration_ms=0,
+        ),
+        cdr(
+            start_time="2099-12-31T23:00:00Z",
+            answer_time="2100-01-01T00:30:00+01:00",
+            end_time="2099-12-31T23:59:59.999999Z",
+        ),
+    ]
+
+
+@pytest.mark.parametrize("line", _bound_acceptances())
+def test_bounds_accepted(tmp_path: Path, line: str) -> None:
+    plans = one_plan(tmp_path, NESTED)
+    result = rate_reference(plans, [line])
+    assert result.rejected == {}
+    assert len(result.rows) == 1
 
 
 # --- legs, plans, resellers -------------------------------------------------------------------
