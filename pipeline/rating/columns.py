@@ -2,7 +2,8 @@
 
 Names are those of DESIGN.md section 4 ("Rated row"); per leg ``L`` in customer, client and
 reseller there are ``L_plan_id, L_deck_version, L_prefix, L_destination, L_rate,
-L_billed_seconds, L_amount, L_currency``, all null where the leg does not apply or is unrated.
+L_billed_seconds, L_amount, L_currency, L_origin, L_band``, all null where the leg does not
+apply or is unrated (origin and band also where the winning deck row names none).
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ def _leg_fields(leg: str) -> list[pa.Field]:
         pa.field(f"{leg}_billed_seconds", pa.int64()),
         pa.field(f"{leg}_amount", AMOUNT_TYPE),
         pa.field(f"{leg}_currency", pa.string()),
+        # tariff v2: the winning deck row's origin group and time band (DESIGN.md section 8)
+        pa.field(f"{leg}_origin", pa.string()),
+        pa.field(f"{leg}_band", pa.string()),
     ]
 
 

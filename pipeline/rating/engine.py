@@ -18,7 +18,9 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline.prefix_trie import encode_digits
+from pipeline.prefix_trie.deck_index import MAX_DIGITS
 from pipeline.rating.columns import CALL_HISTORY_SCHEMA
+from pipeline.rating.decode import normalise_callee
 from pipeline.rating.money import (
     AMOUNT_DECIMALS,
     RATE_DECIMALS,
@@ -28,7 +30,7 @@ from pipeline.rating.money import (
     rounded_division,
     units_to_arrow,
 )
-from pipeline.rating.reference import LEGS, PriceShape, ReferenceData, Scope
+from pipeline.rating.reference import LEGS, OriginsAndBands, PriceShape, ReferenceData, Scope
 from pipeline.rating.timeparse import to_micros
 
 I64 = npt.NDArray[np.int64]
@@ -79,20 +81,26 @@ def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime)
         reseller_id=reseller
     )
     plans = [_plan_of(accounts, scope, reference, times) for scope in LEGS]
-    # The three legs in one lookup: one pass over the index instead of three.
-    rows = np.split(
-        reference.deck_index.lookup(
-            np.concatenate(plans),
-            np.tile(callee_padded, len(LEGS)),
-            np.tile(callee_length, len(LEGS)),
-            np.tile(times, len(LEGS)),
-        ),
-        len(LEGS),
-    )
+    terms = reference.origins_and_bands
+    if terms is None:
+        # The three legs in one lookup: one pass over the index instead of three.
+        rows = np.split(
+            reference.deck_index.lookup(
+                np.concatenate(plans),
+                np.tile(callee_padded, len(LEGS)),
+                np.tile(callee_length, len(LEGS)),
+                np.tile(times, len(LEGS)),
+            ),
+            len(LEGS),
+        )
+    else:
+        group = _caller_group(cdrs, terms)
+        rows = _rows_by_variant(plans, group, times, callee_padded, callee_length, reference, terms)
     leg_columns: dict[str, pa.Array] = {}
     failures: list[I64] = []
     for scope, plan, row in zip(LEGS, plans, rows, strict=True):
         columns, failure = _price_leg(scope, plan, row, duration, reference)
+        columns.update(_origin_and_band(scope, row, terms))
         leg_columns.update(columns)
         failures.append(failure)
 
@@ -159,6 +167,130 @@ def _as_arrow(values: pa.Array | pa.ChunkedArray | pl.Series, kind: pa.DataType)
     if isinstance(array, pa.ChunkedArray):
         array = array.combine_chunks()
     return array if array.type == kind else array.cast(kind)
+
+
+def _caller_group(cdrs: pl.DataFrame, terms: OriginsAndBands) -> I64:
+    """The origin group of each CDR's caller in its tenant (0: none, or a caller not a number).
+
+    The caller is normalised like the callee; one that does not normalise to 3-15 digits is in
+    no group (and the CDR stays valid: it matches only deck rows without an origin).
+    """
+    if len(terms.origin_group) == 0:
+        return np.zeros(cdrs.height, dtype=np.int64)
+    normalised = cdrs.select(normalise_callee(pl.col("caller")).alias("caller"))["caller"]
+    valid = normalised.str.contains(rf"^[0-9]{{3,{MAX_DIGITS}}}$").fill_null(value=False)
+    tenant = _keys(cdrs.select("tenant_id"), terms.origin_tenants, ["tenant_id"])
+    tenant = np.where(valid.to_numpy(), tenant, -1)
+    digits = normalised.set(~valid, "000")
+    padded, length = encode_digits(digits)
+    row = terms.origin_index.lookup(tenant, padded, length, np.zeros(len(tenant), dtype=np.int64))
+    return np.where(row >= 0, terms.origin_group[np.maximum(row, 0)], 0).astype(np.int64)
+
+
+def _band_at(plan: I64, times: I64, terms: OriginsAndBands) -> I64:
+    """The band of each row's plan at its start time, on the plan's local clock (0: none).
+
+    A holiday's band on its local date, else the weekly band of the local weekday and minute;
+    the conversion is polars' (the zone's own rules, DST included), one call per zone.
+    """
+    band = np.zeros(len(plan), dtype=np.int64)
+    safe = np.maximum(plan, 0)
+    week = np.where(plan >= 0, terms.plan_week[safe], -1)
+    banded = np.flatnonzero(week >= 0)
+    if len(banded) == 0:
+        return band
+    zone_names, zone_of_plan = np.unique(np.array(terms.plan_zone), return_inverse=True)
+    row_zone = zone_of_plan[plan[banded]]
+    for zone in np.unique(row_zone):
+        these = banded[row_zone == zone]
+        local = (
+            pl.Series(times[these], dtype=pl.Int64)
+            .cast(pl.Datetime("us", "UTC"))
+            .dt.convert_time_zone(str(zone_names[zone]))
+            .to_frame("t")
+            .select(
+                minute=(pl.col("t").dt.weekday().cast(pl.Int64) - 1) * 1440
+                + pl.col("t").dt.hour().cast(pl.Int64) * 60
+                + pl.col("t").dt.minute().cast(pl.Int64),
+                day=pl.col("t").dt.date().cast(pl.Int64),
+            )
+        )
+        minute = local["minute"].to_numpy()
+        band[these] = terms.weeks[week[these], minute]
+        if len(terms.holiday_keys):
+            key = plan[these] * 2**32 + local["day"].to_numpy()
+            at = np.minimum(np.searchsorted(terms.holiday_keys, key), len(terms.holiday_keys) - 1)
+            hit = terms.holiday_keys[at] == key
+            band[these] = np.where(hit, terms.holiday_bands[at], band[these])
+    return band
+
+
+def _rows_by_variant(
+    plans: list[I64],
+    group: I64,
+    times: I64,
+    callee_padded: I64,
+    callee_length: I64,
+    reference: ReferenceData,
+    terms: OriginsAndBands,
+) -> list[I64]:
+    """Each leg's winning deck row when decks name origins and bands (DESIGN.md section 8).
+
+    Candidates are the rows of the variants (plan, caller's group or any, call's band or any);
+    among the matches the longest prefix wins, then a row with an origin, then one with a
+    band (the later effective_from already won within a variant). All legs and variants go
+    through one lookup.
+    """
+    count = len(times)
+    if reference.deck_row_count == 0:
+        return [np.full(count, -1, dtype=np.int64) for _ in plans]
+    queries = []
+    for plan in plans:
+        band = _band_at(plan, times, terms)
+        for with_origin, with_band in ((1, 1), (1, 0), (0, 1), (0, 0)):
+            origin = group if with_origin else np.zeros(count, dtype=np.int64)
+            wanted = band if with_band else np.zeros(count, dtype=np.int64)
+            variant = terms.variant_of(plan, origin, wanted)
+            # A variant asked with "any" where the call has none is the same as the last one.
+            if with_origin:
+                variant = np.where(group > 0, variant, -1)
+            if with_band:
+                variant = np.where(wanted > 0, variant, -1)
+            queries.append(variant)
+    found = reference.deck_index.lookup(
+        np.concatenate(queries),
+        np.tile(callee_padded, len(queries)),
+        np.tile(callee_length, len(queries)),
+        np.tile(times, len(queries)),
+    ).reshape(len(queries), count)
+    lengths = terms.deck_prefix_length
+    rows = []
+    for leg in range(len(plans)):
+        block = found[leg * 4 : leg * 4 + 4]
+        score = np.where(
+            block >= 0,
+            lengths[np.maximum(block, 0)].astype(np.int64) * 4
+            + np.array([3, 2, 1, 0], dtype=np.int64)[:, None],
+            -1,
+        )
+        best = score.argmax(axis=0)
+        rows.append(np.where(score.max(axis=0) >= 0, block[best, np.arange(count)], -1))
+    return rows
+
+
+def _origin_and_band(scope: Scope, row: I64, terms: OriginsAndBands | None) -> dict[str, pa.Array]:
+    """A leg's ``L_origin`` and ``L_band``: the winning row's group and band names, or null."""
+    leg = scope.value
+    if terms is None or len(terms.deck_origin) == 0:
+        empty = pa.nulls(len(row), pa.string())
+        return {f"{leg}_origin": empty, f"{leg}_band": empty}
+    safe = np.maximum(row, 0)
+    origin = np.where(row >= 0, terms.deck_origin[safe], 0).astype(np.int64)
+    band = np.where(row >= 0, terms.deck_band[safe], 0).astype(np.int64)
+    return {
+        f"{leg}_origin": _take(terms.group_names, np.where(origin > 0, origin, -1)),
+        f"{leg}_band": _take(terms.band_names, np.where(band > 0, band, -1)),
+    }
 
 
 def _attribute_reseller(cdrs: pl.DataFrame, reference: ReferenceData, times: I64) -> pl.Series:

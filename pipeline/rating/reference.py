@@ -130,6 +130,57 @@ class PlanArrays:
         )
 
 
+#: Minutes in a week: a plan's time bands cover each exactly once (Monday 00:00 is minute 0).
+WEEK_MINUTES = 7 * 24 * 60
+
+
+@dataclass(frozen=True, eq=False)
+class OriginsAndBands:
+    """Caller origins and time bands (DESIGN.md section 8) of a folder that uses them.
+
+    Group and band ids are small integers, 0 meaning "any caller" or "any time" (a deck row
+    without an origin or band). The deck is indexed by *variant*: a (plan, origin, band)
+    triple that some deck row has, ``(plan * groups + origin) * bands + band`` with
+    ``groups`` and ``bands`` counting id 0; :attr:`ReferenceData.deck_index` is then over
+    variant numbers (positions in ``variant_keys``), not plan indexes.
+    """
+
+    # origin groups: per tenant, a longest-prefix index of its groups' caller prefixes
+    origin_tenants: pl.DataFrame  # tenant_id, key: the "plan" of a tenant in origin_index
+    origin_index: DeckIndex  # over the groups' prefixes, always in effect
+    origin_group: npt.NDArray[np.int32]  # origin_index row -> group id (>= 1)
+    group_names: pa.Array  # group id -> name (id 0: null)
+    # time bands: each plan with bands has a table of the band at every minute of its week
+    band_names: pa.Array  # band id -> name (id 0: null)
+    plan_zone: list[str]  # plan index -> IANA time zone
+    plan_week: npt.NDArray[np.int32]  # plan index -> row of ``weeks``, -1: the plan has no bands
+    weeks: npt.NDArray[np.int16]  # (plans with bands, WEEK_MINUTES) band ids
+    holiday_keys: npt.NDArray[np.int64]  # sorted: plan index * 2**32 + local days since 1970
+    holiday_bands: npt.NDArray[np.int16]  # band id of each holiday key
+    # the deck by variant
+    deck_origin: npt.NDArray[np.int16]  # deck row -> group id (0: any caller)
+    deck_band: npt.NDArray[np.int16]  # deck row -> band id (0: any time)
+    deck_prefix_length: npt.NDArray[np.int8]  # deck row -> digits in its prefix
+    groups: int  # group ids 0..groups-1
+    bands: int  # band ids 0..bands-1
+    variant_keys: npt.NDArray[np.int64]  # sorted variant keys that some deck row has
+
+    def variant_of(
+        self,
+        plan: npt.NDArray[np.int64],
+        origin: npt.NDArray[np.int64],
+        band: npt.NDArray[np.int64],
+    ) -> npt.NDArray[np.int64]:
+        """The variant number of each (plan, origin, band); -1 where no deck row has it."""
+        key = (plan * self.groups + origin) * self.bands + band
+        found = np.searchsorted(self.variant_keys, key)
+        found = np.minimum(found, max(len(self.variant_keys) - 1, 0))
+        hit = (plan >= 0) & (len(self.variant_keys) > 0)
+        if len(self.variant_keys):
+            hit &= self.variant_keys[found] == key
+        return np.where(hit, found, -1)
+
+
 @dataclass(frozen=True, eq=False)
 class ReferenceData:
     """One consistent, validated version of the reference data, indexed for rating."""
@@ -144,6 +195,8 @@ class ReferenceData:
     resellers: pl.Series  # reseller index -> reseller_id
     deck_arrays: DeckArrays
     plan_arrays: PlanArrays
+    #: None: no origin group or time band anywhere, and ``deck_index`` is by plan index.
+    origins_and_bands: OriginsAndBands | None = None
 
     @property
     def plan_count(self) -> int:

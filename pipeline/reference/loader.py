@@ -13,6 +13,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from pipeline.prefix_trie import DeckIndex, DeckRows
@@ -22,7 +23,7 @@ from pipeline.rating.reference import (
     PlanArrays,
     ReferenceData,
 )
-from pipeline.reference.csv_checks import read_csv
+from pipeline.reference.csv_checks import LINE, read_csv
 from pipeline.reference.files import (
     ASSOCIATIONS_FILE,
     DECKS_DIR,
@@ -31,6 +32,12 @@ from pipeline.reference.files import (
     FolderPlanFiles,
     PlanFiles,
 )
+from pipeline.reference.origins_and_bands import (
+    Vocabulary,
+    build_origins_and_bands,
+    deck_names_problems,
+    read_origins_and_bands,
+)
 from pipeline.reference.validation import (
     ASSOCIATION_COLUMNS,
     ASSOCIATION_REQUIRED,
@@ -38,7 +45,6 @@ from pipeline.reference.validation import (
     DECK_REQUIRED,
     MEMBERSHIP_COLUMNS,
     MEMBERSHIP_REQUIRED,
-    NOT_YET_FILES,
     PLAN_COLUMNS,
     PLAN_REQUIRED,
     empty_deck,
@@ -72,19 +78,8 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
         stem = relative.removeprefix(f"{DECKS_DIR}/").removesuffix(".csv")
         if stem not in known:
             problems.append(Problem(relative, None, None, stem, "deck of a plan not in plans.csv"))
-    deck_frames, deck_versions = _read_decks(folder, plans, problems, digest)
-    for name in NOT_YET_FILES:
-        if folder.read(name) is not None:
-            problems.append(
-                Problem(
-                    name,
-                    None,
-                    None,
-                    None,
-                    "origin groups, time bands and holidays (DESIGN.md section 8) are not "
-                    "supported by this version yet: remove the file",
-                )
-            )
+    vocabulary = read_origins_and_bands(folder, plans, problems, digest)
+    deck_frames, deck_versions = _read_decks(folder, plans, problems, digest, vocabulary)
 
     plans = plans.with_columns(
         deck_version=pl.col("plan_id").replace_strict(
@@ -119,14 +114,28 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
     # A rater keeps only the index and the arrays: the deck's text frames go as soon as they
     # are turned into those (a million-row deck must fit in a rater's memory budget).
     deck_frames.clear()
+    origins_and_bands = None
+    index_plan = deck["plan_index"].to_numpy()
+    index_plans = plans.height
+    if vocabulary.used or "origin_id" in deck.columns:
+        # The deck is indexed by variant, (plan, origin, band), instead of by plan.
+        origins_and_bands, index_plan = build_origins_and_bands(
+            vocabulary,
+            plans,
+            index_plan,
+            deck["prefix"],
+            _ids(deck, "origin_id"),
+            _ids(deck, "band_id"),
+        )
+        index_plans = len(origins_and_bands.variant_keys)
     deck_index = DeckIndex.build(
         DeckRows(
-            plan=deck["plan_index"].to_numpy(),
+            plan=index_plan,
             prefix=deck["prefix"],
             effective_from=deck["effective_from_us"].to_numpy(),
             effective_until=deck["effective_until_us"].to_numpy(),
         ),
-        plans.height,
+        index_plans,
     )
     deck_arrays = DeckArrays.of(deck)
     deck_row_count = deck.height
@@ -142,7 +151,15 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
         resellers=resellers,
         deck_arrays=deck_arrays,
         plan_arrays=PlanArrays.of(plans),
+        origins_and_bands=origins_and_bands,
     )
+
+
+def _ids(deck: pl.DataFrame, column: str) -> Any:
+    """A deck's origin or band ids (0 for every row of a folder whose decks name none)."""
+    if column in deck.columns:
+        return deck[column].to_numpy().astype(np.int16)
+    return np.zeros(deck.height, dtype=np.int16)
 
 
 # --- reading -------------------------------------------------------------------------------
@@ -158,11 +175,17 @@ def _concat_decks(frames: list[pl.DataFrame]) -> pl.DataFrame:
         return empty_deck()
     if all(frame.width == frames[0].width for frame in frames):
         return pl.concat(frames, how="vertical")
-    return pl.concat(frames, how="diagonal").with_columns(
-        initial_rate_units=pl.col("initial_rate_units").fill_null(pl.col("rate_units")),
-        grace_seconds=pl.col("grace_seconds").fill_null(0),
-        min_cost_units=pl.col("min_cost_units").fill_null(-1),
-        max_cost_units=pl.col("max_cost_units").fill_null(-1),
+    deck = pl.concat(frames, how="diagonal")
+    defaults = {
+        "initial_rate_units": pl.col("initial_rate_units").fill_null(pl.col("rate_units")),
+        "grace_seconds": pl.col("grace_seconds").fill_null(0),
+        "min_cost_units": pl.col("min_cost_units").fill_null(-1),
+        "max_cost_units": pl.col("max_cost_units").fill_null(-1),
+        "origin_id": pl.col("origin_id").fill_null(0),
+        "band_id": pl.col("band_id").fill_null(0),
+    }
+    return deck.with_columns(
+        **{name: value for name, value in defaults.items() if name in deck.columns}
     )
 
 
@@ -173,19 +196,36 @@ def _read_plans(folder: PlanFiles, problems: list[Problem], digest: Any) -> pl.D
 
 
 def _read_decks(
-    folder: PlanFiles, plans: pl.DataFrame, problems: list[Problem], digest: Any
+    folder: PlanFiles,
+    plans: pl.DataFrame,
+    problems: list[Problem],
+    digest: Any,
+    vocabulary: Vocabulary,
 ) -> tuple[list[pl.DataFrame], dict[str, str]]:
-    """Each plan's deck, validated, in plan order; and each deck's version (its digest)."""
+    """Each plan's deck, validated, in plan order; and each deck's version (its digest).
+
+    A deck naming origins or bands gets their ids (``origin_id``, ``band_id``; 0: any).
+    """
     frames: list[pl.DataFrame] = []
     versions: dict[str, str] = {}
+    tenants = plans["tenant_id"].to_list()
     for plan_index, plan_id in enumerate(plans["plan_id"].to_list()):
         relative = f"{DECKS_DIR}/{plan_id}.csv"
         deck_digest = hashlib.sha256()
         raw = read_csv(folder, relative, DECK_COLUMNS, DECK_REQUIRED, problems, deck_digest)
         digest.update(deck_digest.digest())
         versions[plan_id] = deck_digest.hexdigest()[:16]
-        if raw is not None:
-            frames.append(validate_deck(raw, relative, plan_index, problems))
+        if raw is None:
+            continue
+        deck = validate_deck(raw, relative, plan_index, problems)
+        if "origin" in deck.columns:
+            names = deck_names_problems(
+                deck, relative, plan_index, tenants[plan_index], vocabulary, problems
+            )
+            deck = deck.drop("origin", "band", LINE)
+            if names is not None:
+                deck = deck.hstack(names)
+        frames.append(deck)
     return frames, versions
 
 
@@ -206,7 +246,8 @@ def deck_rows(folder: PlanFiles) -> pl.DataFrame:
     digest = hashlib.sha256()
     plans = _read_plans(folder, problems, digest)
     plan_ids = plans["plan_id"].to_list()
-    frames, _ = _read_decks(folder, plans, problems, digest)
+    vocabulary = read_origins_and_bands(folder, plans, problems, digest)
+    frames, _ = _read_decks(folder, plans, problems, digest, vocabulary)
     if problems:
         raise ReferenceDataError(problems)
     deck = _concat_decks(frames)

@@ -69,8 +69,6 @@ DECK_COLUMNS = (
 )
 #: Deck columns of the price shape (tariff v2): a deck without them prices as section 4 says.
 PRICE_SHAPE_COLUMNS = ("initial_rate", "grace_seconds", "min_cost", "max_cost")
-#: Tariff v2 files of a plans folder not yet supported by this version (refused, not ignored).
-NOT_YET_FILES = ("origin_groups.csv", "time_bands.csv", "holidays.csv")
 DURATION_ROUNDING_CODES = DURATION_ROUNDING
 DECK_REQUIRED = ("prefix", "rate", "effective_from")
 ASSOCIATION_COLUMNS = ("scope", "account_id", "plan_id", "effective_from", "effective_until")
@@ -260,19 +258,6 @@ def validate_deck(
         )
     report(raw, file, "grace_seconds", integer_problem("grace_seconds", 0, 86_400), problems)
     _minimum_above_maximum(raw, file, problems)
-    for column in ("origin", "band"):
-        report(
-            raw,
-            file,
-            column,
-            pl.when(pl.col(column).is_not_null()).then(
-                pl.lit(
-                    "origin groups and time bands (DESIGN.md section 8) are not supported by "
-                    "this version yet: leave the column empty"
-                )
-            ),
-            problems,
-        )
     timed = timestamps(raw, file, problems)
     # Duplicates are looked for among the rows whose prefix appears twice, found by sorting
     # the prefixes as integers (their index encoding): hashing a million (text, instant) pairs
@@ -288,10 +273,18 @@ def validate_deck(
     del ordered
     shortlist = timed.filter(key.is_in(repeated) & timed["effective_from_us"].is_not_null())
     del key, repeated
-    dupes = shortlist.filter(pl.struct("prefix", "effective_from_us").is_duplicated())
+    dupes = shortlist.filter(
+        pl.struct("prefix", "origin", "band", "effective_from_us").is_duplicated()
+    )
     for line, prefix in dupes.select(LINE, "prefix").iter_rows():
         problems.append(
-            Problem(file, line, "prefix", prefix, "same prefix twice with the same effective_from")
+            Problem(
+                file,
+                line,
+                "prefix",
+                prefix,
+                "same prefix twice with the same effective_from (and the same origin and band)",
+            )
         )
     deck = timed.select(
         plan_index=pl.lit(plan_index, dtype=pl.Int32),
@@ -324,6 +317,9 @@ def validate_deck(
         False,
     ) * len(PRICE_SHAPE_COLUMNS):
         deck = deck.hstack(_price_shape(timed, file, problems))
+    if not timed.select(pl.col("origin").is_null().all() & pl.col("band").is_null().all()).item():
+        # Checked against the folder's groups and bands by the loader, which knows them.
+        deck = deck.hstack(timed.select("origin", "band", LINE))
     return deck
 
 

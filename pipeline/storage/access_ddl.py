@@ -70,6 +70,8 @@ RESELLER_CALL_HISTORY_COLUMNS = (
     "reseller_billed_seconds",
     "reseller_amount",
     "reseller_currency",
+    "reseller_origin",
+    "reseller_band",
 )
 RESELLER_VIEWS = ("reseller_call_history", "reseller_payouts", "reseller_balance")
 _VIEW_NAME = re.compile(r"^CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(\w+)\s")

@@ -218,7 +218,7 @@ def test_alter_of_a_sharded_table_reaches_local_and_distributed_tables(
         _table("ALTER TABLE NAME ADD COLUMN IF NOT EXISTS note String DEFAULT ''"),
     ]
     statements = cluster_statements(CLUSTER, DATABASE, migrations)
-    alters = [s for s in statements if s.startswith("ALTER")]
+    alters = [s for s in statements if s.startswith("ALTER") and " note " in s]
     assert [formatted(store, s).split("\n")[0] for s in alters] == [
         f"ALTER TABLE call_history_local ON CLUSTER {CLUSTER}",
         f"ALTER TABLE call_history ON CLUSTER {CLUSTER}",

@@ -28,7 +28,7 @@ from tests.builders import (
     plan,
     write_plans,
 )
-from tests.reference_rater import LEG_COLUMNS, LEGS, rate_reference
+from tests.reference_rater import LEG_COLUMNS, LEGS, V2_LEG_COLUMNS, rate_reference
 
 RATED_AT = datetime(2026, 4, 1, tzinfo=UTC)
 COMPARED = (
@@ -41,10 +41,12 @@ COMPARED = (
     "unrated_reason",
     *(f"{leg}_{column}" for leg in LEGS for column in LEG_COLUMNS),
 )
+V2_COMPARED = tuple(f"{leg}_{column}" for leg in LEGS for column in V2_LEG_COLUMNS)
 
 
-def _compare(plans: Path, cdrs: Path, tmp: Path) -> tuple[int, int]:
+def _compare(plans: Path, cdrs: Path, tmp: Path, *, with_v2: bool = False) -> tuple[int, int]:
     """Rate with the engine (through the offline runner) and the reference; assert equality."""
+    compared = COMPARED + (V2_COMPARED if with_v2 else ())
     out, dlq = tmp / "out.parquet", tmp / "dlq.jsonl"
     rate_file(load_plans_folder(plans), cdrs, out, dlq, RATED_AT, batch_size=997)
     engine_rows = {r["cdr_id"]: r for r in pl.read_parquet(out).to_dicts()}
@@ -54,7 +56,7 @@ def _compare(plans: Path, cdrs: Path, tmp: Path) -> tuple[int, int]:
     assert engine_rows.keys() == expected.rows.keys()
     for cdr_id, want in expected.rows.items():
         got = engine_rows[cdr_id]
-        mismatched = {k: (got[k], want[k]) for k in COMPARED if got[k] != want[k]}
+        mismatched = {k: (got[k], want[k]) for k in compared if got[k] != want[k]}
         assert not mismatched, (cdr_id, mismatched)
     return len(expected.rows), len(expected.rejected)
 
@@ -190,3 +192,150 @@ def test_engine_equals_reference_on_random_networks(
         cdrs = root / "cdrs.jsonl"
         cdrs.write_text("\n".join(json.dumps(r) for r in records) + "\n")
         _compare(root / "plans", cdrs, root)
+
+
+# --- tariff v2: origins, bands in local time, holidays, the price shape -------------------------
+
+ZONES = ["UTC", "Europe/Berlin", "Australia/Lord_Howe", "America/New_York", "Asia/Kathmandu"]
+# Around the DST changes of 2026 in Berlin (29 March, 01:00 UTC) and Lord Howe (5 April, 15:00
+# UTC: 30 minutes back), New York (8 March, 07:00 UTC), and plain instants.
+V2_INSTANTS = [
+    "2026-03-01T00:00:00Z",
+    "2026-03-08T06:59:59Z",
+    "2026-03-08T07:00:00Z",
+    "2026-03-10T07:00:00Z",
+    "2026-03-10T19:30:00Z",
+    "2026-03-14T13:00:00Z",
+    "2026-03-27T06:59:59Z",
+    "2026-03-27T07:00:00Z",
+    "2026-03-29T00:59:59Z",
+    "2026-03-29T01:00:00Z",
+    "2026-03-29T06:30:00Z",
+    "2026-04-04T14:59:59Z",
+    "2026-04-04T15:00:00Z",
+    "2026-04-04T15:29:59Z",
+]
+
+
+def _week(plan_id: str) -> str:
+    """Peak on weekdays 08:00-20:00, off-peak the rest of the weekdays, a weekend band."""
+    return (
+        f"{plan_id},peak,mon-fri,08:00,20:00\n"
+        f"{plan_id},offpeak,mon-fri,00:00,08:00\n"
+        f"{plan_id},offpeak,mon-fri,20:00,24:00\n"
+        f"{plan_id},weekend,sat-sun,00:00,24:00\n"
+    )
+
+
+@st.composite
+def v2_decks(draw: st.DrawFn, bands: list[str]) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    used: set[tuple[str, str, str, str]] = set()
+    for _ in range(draw(st.integers(0, 10))):
+        prefix = draw(st.sampled_from(PREFIXES))
+        origin = draw(st.sampled_from(["", "", "EEA", "NANP"]))
+        band = draw(st.sampled_from(["", "", *bands]))
+        start = draw(st.sampled_from(INSTANTS[:2]))
+        if (prefix, origin, band, start) in used:
+            continue
+        used.add((prefix, origin, band, start))
+        minimum = draw(st.sampled_from(["", "", "0.01", "0.5"]))
+        maximum = draw(st.sampled_from(["", "", "0.5", "3"]))
+        if minimum and maximum and float(minimum) > float(maximum):
+            maximum = ""
+        initial, subsequent = draw(increments)
+        rows.append(
+            deck_row(
+                prefix,
+                draw(rates),
+                connection_fee=draw(st.sampled_from(["", "0.01"])),
+                initial_increment=initial,
+                subsequent_increment=subsequent,
+                effective_from=start,
+                initial_rate=draw(st.one_of(st.just(""), rates)),
+                grace_seconds=draw(st.sampled_from(["", "0", "3", "6"])),
+                min_cost=minimum,
+                max_cost=maximum,
+                origin=origin,
+                band=band,
+            )
+        )
+    return rows
+
+
+@st.composite
+def v2_networks(draw: st.DrawFn) -> tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]]:
+    zones = {name: draw(st.sampled_from(ZONES)) for name in ("P", "C", "R")}
+    roundings = st.sampled_from(["", "up", "down", "nearest"])
+    plans = [
+        plan("P", "customer", timezone=zones["P"], duration_rounding=draw(roundings)),
+        plan("C", "client", currency="USD", timezone=zones["C"], duration_rounding=draw(roundings)),
+        plan("R", "reseller", decimals="3", timezone=zones["R"], duration_rounding=draw(roundings)),
+    ]
+    banded = {"P", "C"} if draw(st.booleans()) else {"P"}
+    bands = ["peak", "offpeak", "weekend"]
+    folder = {
+        "plans": plans,
+        "decks": {p: draw(v2_decks(bands if p in banded else [])) for p in ("P", "C", "R")},
+        "associations": [
+            association("customer", "cust", "P"),
+            association("client", "gw", "C"),
+            association("reseller", "res", "R"),
+        ],
+        "memberships": [membership("gw", "res")],
+    }
+    files = {
+        "origin_groups.csv": "tenant_id,group,prefix\nt1,EEA,49\nt1,EEA,44\nt1,EEA,33\nt1,NANP,1\n",
+        "time_bands.csv": "plan_id,band,weekdays,start,end\n"
+        + "".join(_week(p) for p in sorted(banded)),
+        "holidays.csv": "plan_id,date,band\n"
+        + draw(st.sampled_from(["", "P,2026-03-10,weekend\n", "P,2026-03-29,peak\n"])),
+    }
+    records = [
+        cdr(
+            cdr_id=f"c{i}",
+            caller=draw(
+                st.sampled_from(
+                    ["+4930111", "0044207", "+1 212 555", "+33 1", "anonymous", "+7495"]
+                )
+            ),
+            callee=draw(st.sampled_from(["+", "00", ""]))
+            + draw(st.sampled_from(PREFIXES))
+            + draw(st.sampled_from(["", "7", "123456"]))
+            + "99",
+            start_time=draw(st.sampled_from(V2_INSTANTS)),
+            end_time="2026-04-30T00:00:00Z",
+            duration_ms=draw(
+                st.one_of(
+                    st.sampled_from(
+                        [0, 499, 500, 1_499, 1_500, 2_999, 3_000, 3_001, 60_000, 61_200]
+                    ),
+                    st.integers(0, 10_000_000),
+                )
+            ),
+        )
+        for i in range(draw(st.integers(1, 20)))
+    ]
+    return folder, records, files
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(network=v2_networks())
+def test_engine_equals_reference_on_random_v2_networks(
+    network: tuple[dict[str, Any], list[dict[str, Any]], dict[str, str]],
+) -> None:
+    folder, records, files = network
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        write_plans(
+            root / "plans",
+            folder["plans"],
+            folder["decks"],
+            folder["associations"],
+            folder["memberships"],
+        )
+        for name, text in files.items():
+            (root / "plans" / name).write_text(text)
+        cdrs = root / "cdrs.jsonl"
+        cdrs.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+        _compare(root / "plans", cdrs, root, with_v2=True)

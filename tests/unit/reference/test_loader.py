@@ -282,20 +282,3 @@ def test_a_plan_zone_and_duration_rounding_load(tmp_path: Path) -> None:
     reference = load_plans_folder(tmp_path)
     assert reference.plans["timezone"].to_list() == ["Australia/Lord_Howe"]
     assert reference.plan_arrays.duration_rounding.tolist() == [1]
-
-
-@pytest.mark.parametrize("column", ["origin", "band"])
-def test_origin_and_band_are_refused_until_supported(tmp_path: Path, column: str) -> None:
-    write_plans(tmp_path, [plan("P", "customer")], {"P": [deck_row("44", "0.01", **{column: "x"})]})
-    [problem] = _problems(tmp_path)
-    assert f"decks/P.csv, line 2, column {column}: 'x'" in problem
-    assert "not supported by this version yet" in problem
-
-
-@pytest.mark.parametrize("name", ["origin_groups.csv", "time_bands.csv", "holidays.csv"])
-def test_the_v2_files_are_refused_until_supported(tmp_path: Path, name: str) -> None:
-    write_plans(tmp_path, [plan("P", "customer")], {"P": [deck_row("44", "0.01")]})
-    (tmp_path / name).write_text("anything\n")
-    [problem] = _problems(tmp_path)
-    assert problem.startswith(name)
-    assert "not supported by this version yet" in problem
