@@ -1,7 +1,7 @@
 """What changed between two versions of the decks, row by row, before anyone publishes.
 
 :func:`diff_decks` compares the deck rows of two plans folders, row by row (a row is a plan, a
-prefix and its ``effective_from``): added, removed and changed rows with the old and the new
+prefix, its origin group and time band, and its ``effective_from``): added, removed and changed rows with the old and the new
 rate. For an added row whose prefix the old deck already priced, the old rate shown is the one
 the old deck had in effect at the new row's ``effective_from`` (a rate change scheduled by a
 new effective-dated row); for a removed row, the new rate is what the new deck has in effect
@@ -20,7 +20,8 @@ from pipeline.rating.timeparse import OPEN_END_US
 from pipeline.reference.files import PlanFiles
 from pipeline.reference.loader import deck_rows
 
-_KEY = ["plan_id", "prefix", "effective_from_us"]
+_KEY = ["plan_id", "prefix", "origin", "band", "effective_from_us"]
+_SAME_ROW = ["plan_id", "prefix", "origin", "band"]  # a row's versions differ in effective_from
 _VALUES = [
     "destination",
     "rate_units",
@@ -39,7 +40,7 @@ _VALUES = [
 class DeckDiff:
     """Rows added, removed and changed between two versions, one table."""
 
-    rows: pa.Table  # plan_id, prefix, change, effective_from, ..., old_rate, new_rate, ...
+    rows: pa.Table  # plan_id, prefix, origin, band, change, effective_from, ..., old_rate, ...
 
     def counts(self) -> dict[str, int]:
         """How many rows of each kind of change."""
@@ -79,7 +80,7 @@ def _in_effect_elsewhere(
             lookup.rename({"effective_from_us": "then_from"}),
             left_on="effective_from_us",
             right_on="then_from",
-            by=["plan_id", "prefix"],
+            by=_SAME_ROW,
             strategy="backward",
             check_sortedness=False,  # sorted by effective_from above, within every group too
         )
@@ -114,6 +115,8 @@ def _diff_table(rows: pl.DataFrame) -> pa.Table:
     columns: dict[str, pa.Array] = {
         "plan_id": rows["plan_id"].to_arrow(),
         "prefix": rows["prefix"].to_arrow(),
+        "origin": _any_as_null(rows, "origin"),
+        "band": _any_as_null(rows, "band"),
         "change": rows["change"].to_arrow(),
         "effective_from": _instants(rows, "effective_from_us"),
         "effective_until": _instants(until, "until"),
@@ -135,6 +138,11 @@ def _diff_table(rows: pl.DataFrame) -> pa.Table:
         "new_max_cost": _cost(rows, "max_cost_units_new"),
     }
     return pa.table(columns)
+
+
+def _any_as_null(frame: pl.DataFrame, column: str) -> pa.Array:
+    """An origin or band name; null where the row names none (any caller, any time)."""
+    return frame.select(pl.col(column).replace("", None)).to_series().to_arrow()
 
 
 def _cost(frame: pl.DataFrame, column: str) -> pa.Array:

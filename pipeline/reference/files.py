@@ -16,6 +16,19 @@ DECKS_DIR = "decks"
 PLANS_FILE = "plans.csv"
 ASSOCIATIONS_FILE = "associations.csv"
 MEMBERSHIPS_FILE = "memberships.csv"
+# Tariff v2 (DESIGN.md section 8), each optional.
+ORIGIN_GROUPS_FILE = "origin_groups.csv"
+TIME_BANDS_FILE = "time_bands.csv"
+HOLIDAYS_FILE = "holidays.csv"
+# Every file at the top of a plans folder, in the order the loader reads them.
+TOP_FILES = (
+    PLANS_FILE,
+    ASSOCIATIONS_FILE,
+    MEMBERSHIPS_FILE,
+    ORIGIN_GROUPS_FILE,
+    TIME_BANDS_FILE,
+    HOLIDAYS_FILE,
+)
 
 
 class PlanFiles(Protocol):
@@ -51,7 +64,7 @@ class FolderPlanFiles:
 
     def all_files(self) -> dict[str, bytes]:
         """Every file the loader reads, by path (what ``decks import`` publishes)."""
-        names = ["plans.csv", "associations.csv", "memberships.csv", *self.deck_files()]
+        names = [*TOP_FILES, *self.deck_files()]
         found = {name: self.read(name) for name in names}
         return {name: data for name, data in found.items() if data is not None}
 

@@ -238,7 +238,7 @@ def deck_rows(folder: PlanFiles) -> pl.DataFrame:
     Columns: plan_id, prefix, destination, rate_units (10**-9 per minute), fee_units (10**-9),
     initial_increment, subsequent_increment, effective_from_us, effective_until_us, and the
     price shape with its defaults: initial_rate_units, grace_seconds, min_cost_units and
-    max_cost_units (-1: none). For
+    max_cost_units (-1: none), and the row's origin group and time band ("": any). For
     comparing two versions (``decks diff``); load the folder with :func:`load_plans` first to
     have it validated: this raises :class:`ReferenceDataError` on the same problems.
     """
@@ -270,4 +270,14 @@ def deck_rows(folder: PlanFiles) -> pl.DataFrame:
         grace_seconds=(pl.col("grace_seconds") if shaped else pl.lit(0)).cast(pl.Int64),
         min_cost_units=(pl.col("min_cost_units") if shaped else pl.lit(-1)).cast(pl.Int64),
         max_cost_units=(pl.col("max_cost_units") if shaped else pl.lit(-1)).cast(pl.Int64),
+        origin=_names(deck, "origin_id", vocabulary.group_names),
+        band=_names(deck, "band_id", vocabulary.band_names),
     )
+
+
+def _names(deck: pl.DataFrame, column: str, names: list[str | None]) -> pl.Expr:
+    """A deck's origin or band names by id ("" for any, as the deck file writes it)."""
+    if column not in deck.columns:
+        return pl.lit("")
+    by_id = {index: name or "" for index, name in enumerate(names)}
+    return pl.col(column).replace_strict(by_id, return_dtype=pl.String)

@@ -26,11 +26,13 @@ from pipeline.rating.exceptions import Problem
 from pipeline.rating.reference import WEEK_MINUTES, OriginsAndBands
 from pipeline.rating.timeparse import OPEN_END_US
 from pipeline.reference.csv_checks import LINE, read_csv
-from pipeline.reference.files import PlanFiles
+from pipeline.reference.files import (
+    HOLIDAYS_FILE,
+    ORIGIN_GROUPS_FILE,
+    TIME_BANDS_FILE,
+    PlanFiles,
+)
 
-ORIGIN_GROUPS_FILE = "origin_groups.csv"
-TIME_BANDS_FILE = "time_bands.csv"
-HOLIDAYS_FILE = "holidays.csv"
 _ORIGIN_COLUMNS = ("tenant_id", "group", "prefix")
 _BAND_COLUMNS = ("plan_id", "band", "weekdays", "start", "end")
 _HOLIDAY_COLUMNS = ("plan_id", "date", "band")
@@ -98,7 +100,7 @@ def _missing(
 ) -> bool:
     empty = [c for c, v in zip(columns, values, strict=True) if v is None]
     for column in empty:
-        problems.append(Problem(file, line, column, None, "required"))
+        problems.append(Problem(file, line, column, None, "required, empty"))
     return bool(empty)
 
 
@@ -156,7 +158,7 @@ def _days(text: str) -> list[int] | None:
     """``mon-fri``, ``sat,sun`` or ``wed`` as day numbers (Monday 0); None if not one of those."""
     text = text.lower()
     if "-" in text:
-        first, _, last = text.partition("-")
+        first, _, last = (part.strip() for part in text.partition("-"))
         if first in _DAYS and last in _DAYS and _DAYS.index(first) <= _DAYS.index(last):
             return list(range(_DAYS.index(first), _DAYS.index(last) + 1))
         return None

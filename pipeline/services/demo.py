@@ -17,6 +17,7 @@ from pipeline.services.offline import rate_file
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.storage.balances import billing_overview, refresh_balances
 from pipeline.storage.reports import (
+    CUSTOMER_BY_BAND_SQL,
     LEG_TOTALS_SQL,
     OWED_TO_RESELLERS_SQL,
     SAMPLE_SQL,
@@ -31,7 +32,7 @@ def run_demo(folder: Path, cdrs: int = 50_000, seed: int = 7) -> int:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    spec = NetworkSpec(seed=seed, cdrs=cdrs, price_shape=True)  # tariff v2 shown, too
+    spec = NetworkSpec(seed=seed, cdrs=cdrs, price_shape=True, origins_and_bands=True)  # tariff v2
     plans_dir, cdrs_path = folder / "plans", folder / "cdrs.jsonl"
     network = write_network(spec, plans_dir, cdrs_path)
     print(
@@ -67,6 +68,13 @@ def run_demo(folder: Path, cdrs: int = 50_000, seed: int = 7) -> int:
         print(format_table(store.query(LEG_TOTALS_SQL), "Totals per leg and currency"))
         print()
         print(format_table(store.query(OWED_TO_RESELLERS_SQL), "Owed to resellers"))
+        print()
+        print(
+            format_table(
+                store.query(CUSTOMER_BY_BAND_SQL),
+                "Customer revenue by time band and caller origin (tariff v2)",
+            )
+        )
         print()
         refresh_balances(store)
         print(format_table(billing_overview(store), "Billing overview (Finance -> Billing)"))

@@ -36,6 +36,24 @@ ORDER BY start_time, cdr_id
 LIMIT {limit:UInt32}
 """
 
+# Tariff v2 at a glance: customer revenue by the time band, and by the caller origin group,
+# of the deck rows that priced it.
+CUSTOMER_BY_BAND_SQL = """
+SELECT priced_by, name, currency, count() AS calls, sum(amount) AS amount
+FROM (
+    SELECT 'band' AS priced_by, ifNull(customer_band, '(any time)') AS name,
+           customer_currency AS currency, customer_amount AS amount
+    FROM call_history FINAL
+    WHERE customer_amount IS NOT NULL AND status != 'superseded'
+    UNION ALL
+    SELECT 'origin', ifNull(customer_origin, '(any caller)'), customer_currency, customer_amount
+    FROM call_history FINAL
+    WHERE customer_amount IS NOT NULL AND status != 'superseded'
+)
+GROUP BY priced_by, name, currency
+ORDER BY priced_by, currency, name
+"""
+
 LEG_TOTALS_SQL = (
     "SELECT * FROM ("
     + " UNION ALL ".join(

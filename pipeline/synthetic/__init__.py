@@ -38,6 +38,9 @@ change with any commit. They are, in the order ``write_network`` uses them:
 * ``_exprs``, ``_timestamps``, ``_cdrs``: the valid CDR lines, column by column;
 * ``_malformed``: ``MALFORMED_KINDS`` and the line that breaks each;
 * ``_cdr_file``: the CDR file, valid and malformed lines in their places;
+* ``_price_shape`` and ``_origins_and_bands``: tariff v2 (DESIGN.md section 8), on when the spec
+  asks for it (``price_shape``, ``origins_and_bands``), each from a generator of its own so a
+  network without it is byte-for-byte what it was before;
 * ``_network``: ``write_network``, which writes the plans folder and calls the rest.
 """
 

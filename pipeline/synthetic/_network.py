@@ -12,6 +12,7 @@ import random
 from collections.abc import Sequence
 from pathlib import Path
 
+from pipeline.synthetic import _origins_and_bands as v2
 from pipeline.synthetic import _price_shape as shape
 from pipeline.synthetic._accounts import (
     ASSOCIATIONS_HEADER,
@@ -27,6 +28,7 @@ from pipeline.synthetic._plans import PLANS_HEADER, SCOPES, Plan, make_plans
 from pipeline.synthetic._price_shape import shape_rng
 from pipeline.synthetic._spec import NetworkSpec, NetworkSummary, check_spec
 
+_RATE = DECK_HEADER.index("rate")
 _POOL_MAX = 200_000  # callee prefixes kept per tenant: bounds the CDR builder's memory
 
 
@@ -49,9 +51,23 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
     tenants: list[Tenant] = []
     deck_rows = 0
     shaping = shape_rng(spec.seed) if spec.price_shape else None
+    banding = v2.bands_rng(spec.seed) if spec.origins_and_bands else None
+    bands = {
+        plan.plan_id: v2.plan_bands(banding, clock.month_start)
+        for t in tenant_ids
+        for scope in SCOPES
+        for plan in plans[t][scope]
+        if banding is not None
+    }
     for tenant_id in tenant_ids:
         written, number_lengths = _write_decks(
-            rng, plans[tenant_id], spec.prefixes_per_plan, clock, plans_dir / "decks", shaping
+            rng,
+            plans[tenant_id],
+            spec.prefixes_per_plan,
+            clock,
+            plans_dir / "decks",
+            shaping,
+            (banding, bands) if banding is not None else None,
         )
         deck_rows += written
         pool = sorted(number_lengths)
@@ -77,6 +93,14 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
     if shaping is not None:
         plans_header += shape.PLAN_COLUMNS
         plan_rows = [row + shape.plan_columns(shaping) for row in plan_rows]
+    if bands:
+        _write_v2_files(plans_dir, tenant_ids, bands)
+        if v2.PLAN_COLUMN not in plans_header:
+            plans_header += (v2.PLAN_COLUMN,)
+            plan_rows = [[*row, ""] for row in plan_rows]
+        zone_at = plans_header.index(v2.PLAN_COLUMN)
+        for row in plan_rows:
+            row[zone_at] = bands[row[0]].zone
     _write_csv(plans_dir / "plans.csv", plans_header, plan_rows)
     _write_csv(plans_dir / "associations.csv", ASSOCIATIONS_HEADER, association_rows)
     _write_csv(plans_dir / "memberships.csv", MEMBERSHIPS_HEADER, membership_rows)
@@ -105,6 +129,16 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
     )
 
 
+def _write_v2_files(plans_dir: Path, tenant_ids: list[str], bands: dict[str, v2.PlanBands]) -> None:
+    """origin_groups.csv, time_bands.csv and holidays.csv."""
+    origins = [row for tenant_id in tenant_ids for row in v2.origin_group_rows(tenant_id)]
+    weeks = [row for plan_id, b in bands.items() for row in v2.time_band_rows(plan_id, b)]
+    holidays = [row for plan_id, b in bands.items() for row in v2.holiday_rows(plan_id, b)]
+    _write_csv(plans_dir / "origin_groups.csv", v2.ORIGIN_GROUPS_HEADER, origins)
+    _write_csv(plans_dir / "time_bands.csv", v2.TIME_BANDS_HEADER, weeks)
+    _write_csv(plans_dir / "holidays.csv", v2.HOLIDAYS_HEADER, holidays)
+
+
 def _write_decks(
     rng: random.Random,
     plans: dict[str, list[Plan]],
@@ -112,6 +146,7 @@ def _write_decks(
     clock: Clock,
     decks_dir: Path,
     shaping: random.Random | None,
+    banding: tuple[random.Random, dict[str, v2.PlanBands]] | None,
 ) -> tuple[int, dict[str, int]]:
     """Write one tenant's decks; return their row count and each prefix's full number length.
 
@@ -124,13 +159,18 @@ def _write_decks(
         for plan in plans[scope]:
             countries = deck_countries(rng, scope)
             rows = make_deck_rows(rng, plan, size, clock, countries)
-            rows_written += len(rows)
-            if shaping is None:
-                _write_csv(decks_dir / f"{plan.plan_id}.csv", DECK_HEADER, rows)
-            else:
-                shaped = [row + shape.deck_columns(shaping, row) for row in rows]
-                header = DECK_HEADER + shape.DECK_COLUMNS
-                _write_csv(decks_dir / f"{plan.plan_id}.csv", header, shaped)
+            header, written = DECK_HEADER, rows
+            if banding is not None:
+                banded = v2.deck_rows(banding[0], rows, banding[1][plan.plan_id], _RATE)
+                header, written = header + v2.DECK_COLUMNS, banded
+            if shaping is not None:  # its cells go before origin and band
+                cut = len(DECK_HEADER)
+                written = [
+                    row[:cut] + shape.deck_columns(shaping, row) + row[cut:] for row in written
+                ]
+                header = DECK_HEADER + shape.DECK_COLUMNS + header[cut:]
+            rows_written += len(written)
+            _write_csv(decks_dir / f"{plan.plan_id}.csv", header, written)
             by_cc = {c.cc: c for c in countries}
             for row in rows:
                 prefix = row[0]

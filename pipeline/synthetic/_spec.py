@@ -28,6 +28,7 @@ class NetworkSpec:
     month: str = "2026-03"
     currencies: tuple[str, ...] = ("EUR", "USD")
     price_shape: bool = False  # tariff v2: initial rates, grace, min/max cost, duration rounding
+    origins_and_bands: bool = False  # tariff v2: zones, time bands, holidays, origin groups
 
 
 @dataclass(frozen=True)

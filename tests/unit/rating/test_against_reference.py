@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import polars as pl
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -61,12 +62,26 @@ def _compare(plans: Path, cdrs: Path, tmp: Path, *, with_v2: bool = False) -> tu
     return len(expected.rows), len(expected.rejected)
 
 
-def test_generated_network_equals_reference(tmp_path: Path) -> None:
-    spec = NetworkSpec(seed=11, plans=15, prefixes_per_plan=600, cdrs=6_000)
+@pytest.mark.parametrize("v2", [False, True], ids=["v1", "v2"])
+def test_generated_network_equals_reference(tmp_path: Path, v2: bool) -> None:
+    """v2: every section 8 feature (zones, bands, holidays, origins and the price shape)."""
+    spec = NetworkSpec(
+        seed=11,
+        plans=15,
+        prefixes_per_plan=600,
+        cdrs=6_000,
+        price_shape=v2,
+        origins_and_bands=v2,
+    )
     summary = write_network(spec, tmp_path / "plans", tmp_path / "cdrs.jsonl")
-    rated, rejected = _compare(tmp_path / "plans", tmp_path / "cdrs.jsonl", tmp_path)
+    rated, rejected = _compare(tmp_path / "plans", tmp_path / "cdrs.jsonl", tmp_path, with_v2=v2)
     assert rejected == len(summary.malformed_lines)
     assert rated == summary.valid_cdrs
+    if v2:  # the network does exercise them: legs priced by band, by origin, on a holiday
+        rows = pl.read_parquet(tmp_path / "out.parquet")
+        assert rows["customer_band"].drop_nulls().n_unique() >= 4
+        assert rows["customer_origin"].drop_nulls().n_unique() == 2
+        assert rows["client_band"].drop_nulls().len() > 100
 
 
 # --- property test --------------------------------------------------------------------------

@@ -39,3 +39,49 @@ def test_the_defaults_written_out_are_no_change(tmp_path: Path) -> None:
     old = _folder(tmp_path, "old")
     new = _folder(tmp_path, "new", initial_rate="0.03", grace_seconds="0")
     assert diff_decks(old, new).counts() == {"added": 0, "removed": 0, "changed": 0}
+
+
+_BANDS = (
+    "plan_id,band,weekdays,start,end\n"
+    "P,peak,mon-fri,08:00,20:00\n"
+    "P,offpeak,mon-fri,00:00,08:00\n"
+    "P,offpeak,mon-fri,20:00,24:00\n"
+    "P,offpeak,sat-sun,00:00,24:00\n"
+)
+
+
+def _banded(root: Path, name: str, rows: list[dict[str, str]]) -> FolderPlanFiles:
+    write_plans(
+        root / name, [plan("P", "customer")], {"P": rows}, [association("customer", "c", "P")]
+    )
+    (root / name / "time_bands.csv").write_text(_BANDS)
+    (root / name / "origin_groups.csv").write_text("tenant_id,group,prefix\nt1,EEA,49\n")
+    return FolderPlanFiles(root / name)
+
+
+def test_rows_differing_in_origin_or_band_are_rows_of_their_own(tmp_path: Path) -> None:
+    old = _banded(
+        tmp_path,
+        "old",
+        [
+            deck_row("49", "0.02", band="peak"),
+            deck_row("49", "0.01", band="offpeak"),
+            deck_row("49", "0.04"),
+        ],
+    )
+    new = _banded(
+        tmp_path,
+        "new",
+        [
+            deck_row("49", "0.03", band="peak"),  # changed
+            deck_row("49", "0.01", band="offpeak"),  # unchanged
+            deck_row("49", "0.04"),  # unchanged: the any-time row is not the peak row
+            deck_row("49", "0.005", origin="EEA", band="offpeak"),  # added
+        ],
+    )
+    rows = {(r["origin"], r["band"], r["change"]): r for r in diff_decks(old, new).rows.to_pylist()}
+    assert set(rows) == {(None, "peak", "changed"), ("EEA", "offpeak", "added")}
+    changed = rows[(None, "peak", "changed")]
+    assert (changed["old_rate"], changed["new_rate"]) == (Decimal("0.02"), Decimal("0.03"))
+    added = rows[("EEA", "offpeak", "added")]
+    assert (added["old_rate"], added["new_rate"]) == (None, Decimal("0.005"))

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from pipeline import synthetic
+from pipeline.reference.loader import load_plans_folder
 from pipeline.synthetic import MALFORMED_KINDS, NetworkSpec, NetworkSummary, write_network
 from tests.reference_rater import ReferenceResult, parse_timestamp, rate_reference
 
@@ -479,3 +480,37 @@ def test_nothing_outside_the_package_imports_its_private_modules() -> None:
         if package not in path.parents and private.search(path.read_text(encoding="utf-8"))
     ]
     assert offenders == []
+
+
+def test_tariff_v2_is_drawn_on_its_own(tmp_path: Path) -> None:
+    """Origins, bands and the price shape change the plans folder only, and load as v2."""
+    spec = NetworkSpec(seed=5, prefixes_per_plan=200, cdrs=1_500)
+    v2 = replace(spec, price_shape=True, origins_and_bands=True)
+    write_network(spec, tmp_path / "v1" / "plans", tmp_path / "v1" / "cdrs.jsonl")
+    write_network(v2, tmp_path / "v2" / "plans", tmp_path / "v2" / "cdrs.jsonl")
+    for same in ("cdrs.jsonl", "plans/associations.csv", "plans/memberships.csv"):
+        assert (tmp_path / "v1" / same).read_bytes() == (tmp_path / "v2" / same).read_bytes()
+    plans_dir = tmp_path / "v2" / "plans"
+    header, plans = read_csv(plans_dir / "plans.csv")
+    assert header[-2:] == ["timezone", "duration_rounding"]
+    assert len({p["timezone"] for p in plans}) >= 3
+    _, bands = read_csv(plans_dir / "time_bands.csv")
+    banded = {b["plan_id"] for b in bands}
+    assert len(banded) >= len(plans) // 2
+    _, groups = read_csv(plans_dir / "origin_groups.csv")
+    assert {g["group"] for g in groups} == {"EEA", "NANP"}
+    header, rows = read_csv(plans_dir / "decks" / f"{sorted(banded)[0]}.csv")
+    assert header[-6:] == [
+        "initial_rate",
+        "grace_seconds",
+        "min_cost",
+        "max_cost",
+        "origin",
+        "band",
+    ]
+    assert any(r["band"] for r in rows)
+    assert any(r["origin"] for r in rows)
+    shaped = load_plans_folder(plans_dir).origins_and_bands
+    assert shaped is not None
+    write_network(v2, tmp_path / "again" / "plans", tmp_path / "again" / "cdrs.jsonl")
+    assert _files(tmp_path / "again") == _files(tmp_path / "v2")  # the same seed, the same files
