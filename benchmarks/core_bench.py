@@ -199,9 +199,11 @@ def core_whole(params: JSON) -> JSON:
 
     Each of ``runs`` rounds times, back to back: the JSON-decode floor (``polars.read_ndjson``
     of the joined clean batch), ``json.loads`` per message, the core on the 1%-malformed batch,
-    the core on the clean batch, and the naive per-message rater on ``naive_count`` messages of
-    the malformed batch. Ratios are taken within a round and their median reported, so a load
-    change on a shared machine between two measurements does not skew them.
+    the core on the clean batch, the core on the same clean batch against the plans with
+    tariff v2 (``plans_v2``: zones, bands, holidays, origins, price shape), and the naive
+    per-message rater on ``naive_count`` messages of the malformed batch. Ratios are taken
+    within a round and their median reported, so a load change on a shared machine between
+    two measurements does not skew them.
     """
     import polars as pl
 
@@ -209,6 +211,7 @@ def core_whole(params: JSON) -> JSON:
     from pipeline.rating.cdr_contract import CDR_SCHEMA
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.engine import rate_batch
+    from pipeline.reference.loader import load_plans_folder
 
     reference, batches = _load_batches(params)
     naive_reference = naive.load_reference(Path(params["plans"]))
@@ -230,6 +233,12 @@ def core_whole(params: JSON) -> JSON:
     def core_clean() -> object:
         return rate_batch(decode_cdrs(clean).good, reference, RATED_AT)
 
+    reference_v2 = load_plans_folder(Path(params["plans_v2"])) if params.get("plans_v2") else None
+
+    def core_clean_v2() -> object:
+        assert reference_v2 is not None
+        return rate_batch(decode_cdrs(clean).good, reference_v2, RATED_AT)
+
     def naive_whole() -> object:
         return [
             naive.rate_message(naive_reference, i, m, rated_at)
@@ -243,6 +252,8 @@ def core_whole(params: JSON) -> JSON:
         "clean": (core_clean, len(clean)),
         "naive": (naive_whole, len(naive_messages)),
     }
+    if reference_v2 is not None:  # the same clean CDRs against the plans with tariff v2
+        steps["clean_v2"] = (core_clean_v2, len(clean))
     for function, _ in steps.values():
         if params.get("warmup", True):
             function()
@@ -263,7 +274,9 @@ def core_whole(params: JSON) -> JSON:
             ("mixed", "naive"),
             ("clean", "naive"),
             ("floor", "json_loads"),
+            ("clean_v2", "clean"),
         )
+        if a in rates and b in rates
     }
     return {
         "messages": {name: count for name, (_, count) in steps.items()},

@@ -69,13 +69,21 @@ class Network:
     prefixes: int
 
 
-def network(root: Path, cdrs: int, malformed_ratio: float, seed: int = 7) -> Network:
-    """A synthetic network (same reference data for one seed, whatever the CDR count)."""
+def network(
+    root: Path, cdrs: int, malformed_ratio: float, seed: int = 7, *, tariff_v2: bool = False
+) -> Network:
+    """A synthetic network (same reference data for one seed, whatever the CDR count).
+
+    ``tariff_v2``: its plans use zones, time bands, holidays, origins and the price shape
+    (DESIGN.md section 8); the CDRs are the same bytes as without.
+    """
     spec = NetworkSpec(
         seed=seed,
         cdrs=cdrs,
         prefixes_per_plan=PREFIXES_PER_PLAN,
         malformed_ratio=malformed_ratio,
+        price_shape=tariff_v2,
+        origins_and_bands=tariff_v2,
     )
     summary = write_network(spec, root / "plans", root / "cdrs.jsonl")
     return Network(

@@ -105,6 +105,17 @@ def table_rows(results: JSON) -> list[Row]:
                     paired_ratio=whole["ratios"][f"{kind}/naive"],
                 )
             )
+        if "clean_v2" in rate:
+            rows.append(
+                Row(
+                    "whole core, 1 core, clean, plans with tariff v2 (zones, bands, origins)",
+                    rate["clean_v2"],
+                    baseline="the same CDRs, plans without v2 (same rounds)",
+                    baseline_value=rate["clean"],
+                    peak_mb=whole["stage_peak_mb"]["clean_v2"],
+                    paired_ratio=whole["ratios"]["clean_v2/clean"],
+                )
+            )
         sql = r.get("sql")
         if "whole_unpinned" in core:
             free = core["whole_unpinned"]

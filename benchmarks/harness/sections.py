@@ -73,6 +73,7 @@ class Harness:
             "runs": runs,
             "naive_count": self.config.naive_in_core,
             "warmup": self.config.name == "full",
+            "plans_v2": str(self.inputs.plans_v2) if self.inputs.plans_v2 else None,
         }
 
     def _core(self) -> JSON:

@@ -257,12 +257,16 @@ def _rows_by_variant(
             if with_band:
                 variant = np.where(wanted > 0, variant, -1)
             queries.append(variant)
-    found = reference.deck_index.lookup(
-        np.concatenate(queries),
-        np.tile(callee_padded, len(queries)),
-        np.tile(callee_length, len(queries)),
-        np.tile(times, len(queries)),
-    ).reshape(len(queries), count)
+    # Only the variants a call has and the deck holds are looked up (a caller in no group, a
+    # plan without bands, a leg without a plan ask for fewer).
+    variants = np.concatenate(queries)
+    asked = np.flatnonzero(variants >= 0)
+    call = asked % count
+    flat = np.full(len(variants), -1, dtype=np.int64)
+    flat[asked] = reference.deck_index.lookup(
+        variants[asked], callee_padded[call], callee_length[call], times[call]
+    )
+    found = flat.reshape(len(queries), count)
     lengths = terms.deck_prefix_length
     rows = []
     for leg in range(len(plans)):

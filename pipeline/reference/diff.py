@@ -1,11 +1,12 @@
 """What changed between two versions of the decks, row by row, before anyone publishes.
 
 :func:`diff_decks` compares the deck rows of two plans folders, row by row (a row is a plan, a
-prefix, its origin group and time band, and its ``effective_from``): added, removed and changed rows with the old and the new
-rate. For an added row whose prefix the old deck already priced, the old rate shown is the one
-the old deck had in effect at the new row's ``effective_from`` (a rate change scheduled by a
-new effective-dated row); for a removed row, the new rate is what the new deck has in effect
-then. The money such a change would move is :mod:`pipeline.services.simulate`'s.
+prefix, its origin group and time band, and its ``effective_from``): added, removed and changed
+rows with the old and the new rate. For an added row whose prefix the old deck already priced,
+the old rate shown is the one the old deck had in effect at the new row's ``effective_from`` (a
+rate change scheduled by a new effective-dated row); for a removed row, the new rate is what the
+new deck has in effect then. The money such a change would move is
+:mod:`pipeline.services.simulate`'s.
 """
 
 from __future__ import annotations

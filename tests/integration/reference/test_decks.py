@@ -15,12 +15,14 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 
 from pipeline.cli import main
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.storage.reports import LEG_TOTALS_SQL
 from pipeline.synthetic import NetworkSpec, write_network
+from tests.reference_rater import LEG_COLUMNS, LEGS, V2_LEG_COLUMNS, rate_reference
 
 WINDOW = ("2026-03-01T00:00:00Z", "2026-03-18T00:00:00Z")
 
@@ -147,3 +149,70 @@ def test_simulate_reports_what_rerating_then_moves(
     again = json.loads(capsys.readouterr().out)
     assert again["changed_cdrs"] == 0
     assert all(Decimal(row["change"]) == 0 for row in again["leg"])
+
+
+def _shift_bands(plans: Path) -> int:
+    """Peak (or day) starts at 09:00 instead of 08:00: 08:00-09:00 joins the band before it."""
+    path = plans / "time_bands.csv"
+    with path.open(newline="") as handle:
+        rows = list(csv.DictReader(handle))
+    shifted = 0
+    for row in rows:
+        for edge in ("start", "end"):
+            if row[edge] == "08:00":
+                row[edge] = "09:00"
+                shifted += 1
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return shifted
+
+
+def test_a_band_change_rerates_as_the_reference_rater_rates(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Tariff v2: moving a band edge re-rates the window's calls, and only those, correctly."""
+    plans, cdrs, store = tmp_path / "plans", tmp_path / "cdrs.jsonl", tmp_path / "store"
+    spec = NetworkSpec(
+        seed=73, cdrs=4_000, prefixes_per_plan=120, price_shape=True, origins_and_bands=True
+    )
+    network = write_network(spec, plans, cdrs)
+    new = tmp_path / "new"
+    shutil.copytree(plans, new)
+    assert _shift_bands(new) > 0
+    assert main(["rate", "--plans", str(plans), "--cdrs", str(cdrs), "--out",
+                 str(tmp_path / "rated.parquet"), "--store", str(store)]) == 0  # fmt: skip
+    capsys.readouterr()
+    before = _totals(store)
+    window = ["--from", WINDOW[0], "--to", WINDOW[1]]
+    simulate = ["decks", "simulate", "--plans", str(new), "--store", str(store), *window]
+    assert main([*simulate, "--format", "json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for tenant in network.tenant_ids:
+        rerate = ["rerate", "--store", str(store), "--plans", str(new), "--tenant", tenant]
+        assert main([*rerate, *window]) == 0
+    export = tmp_path / "export.parquet"
+    assert main(["export", "--store", str(store), "--out", str(export)]) == 0
+    capsys.readouterr()
+
+    lines = cdrs.read_text().split("\n")
+    old_rating, new_rating = rate_reference(plans, lines).rows, rate_reference(new, lines).rows
+    columns = [f"{leg}_{c}" for leg in LEGS for c in (*LEG_COLUMNS, *V2_LEG_COLUMNS)]
+    start, end = (pl.Series([t]).str.to_datetime(time_zone="UTC")[0] for t in WINDOW)
+    moved_bands = 0
+    for row in pl.read_parquet(export).to_dicts():
+        inside = start <= row["start_time"] < end
+        want = (new_rating if inside else old_rating)[row["cdr_id"]]
+        assert {c: row[c] for c in columns} == {c: want[c] for c in columns}, row["cdr_id"]
+        old_band = old_rating[row["cdr_id"]]["customer_band"]
+        moved_bands += inside and old_band != want["customer_band"]
+    assert moved_bands > 0  # calls between 08:00 and 09:00 local changed band
+
+    after = _totals(store)
+    simulated = {
+        (r["tenant_id"], r["leg"], r["currency"]): Decimal(r["change"]) for r in report["leg"]
+    }
+    for key in set(before) | set(after) | set(simulated):
+        moved = after.get(key, Decimal(0)) - before.get(key, Decimal(0))
+        assert moved == simulated.get(key, Decimal(0)), key

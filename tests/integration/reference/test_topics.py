@@ -50,7 +50,10 @@ COMPARED = [
     *(
         f"{leg}_{column}"
         for leg in ("customer", "client", "reseller")
-        for column in ("plan_id", "prefix", "rate", "billed_seconds", "amount", "currency")
+        for column in (
+            *("plan_id", "prefix", "rate", "billed_seconds", "amount", "currency"),
+            *("origin", "band"),
+        )
     ),
 ]
 
@@ -130,18 +133,20 @@ def _schedule_rate_change(source: Path, target: Path, plan_ids: list[str], at: s
         path = target / "decks" / f"{plan_id}.csv"
         with path.open(newline="") as handle:
             rows = list(csv.DictReader(handle))
-        latest: dict[str, dict[str, str]] = {}
-        for row in rows:  # the row of each prefix that is in effect just before ``at``
+
+        def key(row: dict[str, str]) -> tuple[str, str, str]:  # a row and its later versions
+            return row["prefix"], row.get("origin", ""), row.get("band", "")
+
+        latest: dict[tuple[str, str, str], dict[str, str]] = {}
+        for row in rows:  # the row of each key that is in effect just before ``at``
             if row["effective_from"] < at and (
-                row["prefix"] not in latest
-                or row["effective_from"] > latest[row["prefix"]]["effective_from"]
+                key(row) not in latest or row["effective_from"] > latest[key(row)]["effective_from"]
             ):
-                latest[row["prefix"]] = row
-        later = {row["prefix"] for row in rows if row["effective_from"] >= at}
+                latest[key(row)] = row
+        later = {key(row) for row in rows if row["effective_from"] >= at}
         out: list[dict[str, str]] = []
         for row in rows:
-            prefix = row["prefix"]
-            if latest.get(prefix) is row and not row["effective_until"] and prefix not in later:
+            if latest.get(key(row)) is row and not row["effective_until"] and key(row) not in later:
                 out.append({**row, "effective_until": at})
                 rate = Decimal(row["rate"]) * 2 + Decimal("0.000137")
                 out.append({**row, "effective_from": at, "rate": str(rate)})
@@ -208,7 +213,16 @@ def test_a_version_published_mid_run_takes_effect_between_batches(
 ) -> None:
     plans, cdrs = run.root / "plans", run.root / "cdrs.jsonl"
     network = write_network(
-        NetworkSpec(seed=61, cdrs=3_000, prefixes_per_plan=150, malformed_ratio=0.0), plans, cdrs
+        NetworkSpec(
+            seed=61,
+            cdrs=3_000,
+            prefixes_per_plan=150,
+            malformed_ratio=0.0,
+            price_shape=True,  # and the whole tariff model travels through the topics
+            origins_and_bands=True,
+        ),
+        plans,
+        cdrs,
     )
     changed = run.root / "plans-v2"
     _schedule_rate_change(plans, changed, list(network.plan_ids), "2026-03-16T00:00:00Z")
