@@ -40,8 +40,14 @@ def add_commands(commands: Any) -> None:
 
 
 def _schema(args: argparse.Namespace) -> int:
+    from pipeline.sinks.embedded import engine_version
     from pipeline.storage.schema import render_schema
+    from pipeline.storage.server_version import ServerVersion
 
+    if args.server_version and not args.access:
+        msg = "--server-version goes with --access"
+        raise ValueError(msg)
+    server = ServerVersion.parse(args.server_version or engine_version()) if args.access else None
     text = render_schema(
         args.database or settings_of(args).database,
         cluster=args.cluster,
@@ -49,6 +55,7 @@ def _schema(args: argparse.Namespace) -> int:
         tenants=tuple(args.tenant),
         resellers=tuple(args.reseller),
         password_env=args.password_env,
+        server=server,
     )
     print(text, end="")
     return 0
@@ -100,5 +107,13 @@ def _schema_parser(commands: Any) -> None:
         metavar="VAR",
         help="with --access: also create a user <role>_user for each --tenant/--reseller role, "
         "identified by the SHA-256 of the password in environment variable VAR (never printed)",
+    )
+    schema.add_argument(
+        "--server-version",
+        metavar="X.Y",
+        help="with --access: the ClickHouse version of the server the statements are for; "
+        "settings it lacks are never named (a server before 25.10 gets no reseller access, "
+        "refused with --reseller). Default: the version of the embedded engine the pipeline is "
+        "tested on, which the pinned server image shares (deploy/versions.toml)",
     )
     schema.add_argument("--database", help="database name (default: the configured one, vmgate)")

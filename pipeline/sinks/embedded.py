@@ -142,3 +142,10 @@ def _literal(value: object) -> str:
     if isinstance(value, int | float):
         return str(value)
     return f"'{str(value).translate(_QUOTED)}'"
+
+
+def engine_version() -> str:
+    """The ClickHouse version of the embedded engine (chdb's ``engine_version``, e.g. 26.9.2.1)."""
+    import chdb
+
+    return str(chdb.engine_version)

@@ -14,12 +14,21 @@ statements this module renders, for an administrator to apply (docs/access.md):
   call history to ``reseller_id = 'R'`` and payments to its payouts.
 
 Row policies sit on the tables; the views run with the invoker's rights (``SQL SECURITY
-INVOKER``, made explicit for every view), so a view never shows a row its table hides. A user
-with a restricted role and no tenant or reseller role sees no rows: ClickHouse hides every row
-of a table with policies from users that no policy names. Values (tenant and reseller ids) are
-written as escaped string literals and names as escaped back-quoted identifiers, so no id can
-end a literal and add SQL. Passwords are never printed: a user is rendered only with the
-SHA-256 of a password read from the environment.
+INVOKER``, made explicit for every view), so a view never shows a row its table hides. Every
+role has an explicit policy on every table holding tenant rows: ``vmgate_all_rows`` (``1``) for
+the admin and rater roles, ``vmgate_no_rows`` (``0``) for the analyst and reseller roles, which a
+tenant's or reseller's own policy widens (permissive policies add up). So a holder of a
+restricted role sees no rows until it also holds a tenant or reseller role, whatever the
+server's ``users_without_row_policies_can_read_rows``; users holding none of these roles are
+the server configuration's to deny (deploy/clickhouse/config.d/access.xml, docs/access.md).
+
+The statements are rendered for a server version (:mod:`pipeline.storage.server_version`): a
+server without ``apply_row_policy_after_final`` gets no reseller grants at all, since a reseller
+policy applied before ``FINAL`` would show a reseller the older rating of a CDR re-rated away.
+
+Values (tenant and reseller ids) are written as escaped string literals and names as escaped
+back-quoted identifiers, so no id can end a literal and add SQL. Passwords are never printed: a
+user is rendered only with the SHA-256 of a password read from the environment.
 """
 
 from __future__ import annotations
@@ -35,6 +44,7 @@ from pipeline.storage.cluster_ddl import (
     quote_string,
 )
 from pipeline.storage.migrations import Migration, load_migrations, quote_identifier
+from pipeline.storage.server_version import ServerVersion, check_supported, has_setting
 
 ADMIN, RATER, ANALYST, RESELLER = (
     "vmgate_admin",
@@ -74,6 +84,8 @@ RESELLER_CALL_HISTORY_COLUMNS = (
     "reseller_band",
 )
 RESELLER_VIEWS = ("reseller_call_history", "reseller_payouts", "reseller_balance")
+AFTER_FINAL = "apply_row_policy_after_final"
+FOREGROUND_INSERT = "distributed_foreground_insert"
 _VIEW_NAME = re.compile(r"^CREATE (?:OR REPLACE )?VIEW (?:IF NOT EXISTS )?(\w+)\s")
 
 
@@ -82,7 +94,9 @@ class AccessRequest:
     """What to render: the database, the tenants and resellers to scope, and the cluster.
 
     ``resellers`` belong to the single tenant in ``tenants``. ``password_sha256`` is the hex
-    SHA-256 of the password of the users rendered for them (no users without it).
+    SHA-256 of the password of the users rendered for them (no users without it). ``server``
+    is the version of the server the statements are for (``None``: one that has every setting
+    of :data:`~pipeline.storage.server_version.SETTINGS_SINCE`).
     """
 
     database: str
@@ -90,6 +104,11 @@ class AccessRequest:
     resellers: tuple[str, ...] = ()
     cluster: str | None = None
     password_sha256: str | None = None
+    server: ServerVersion | None = None
+
+    def has_setting(self, setting: str) -> bool:
+        """Whether the server the statements are for knows ``setting``."""
+        return self.server is None or has_setting(self.server, setting)
 
 
 def password_sha256(password: str) -> str:
@@ -141,6 +160,15 @@ def access_statements(
         if not value:
             msg = "a tenant or reseller id cannot be empty"
             raise ValueError(msg)
+    if request.server is not None:
+        check_supported(request.server)
+    if request.resellers and not request.has_setting(AFTER_FINAL):
+        msg = (
+            f"--reseller: ClickHouse {request.server} lacks {AFTER_FINAL} (a reseller's row "
+            "policy must apply after FINAL, or a reseller sees the older rating of a CDR "
+            "re-rated away from it); upgrade the server to render reseller access"
+        )
+        raise ValueError(msg)
     return _Access(request, migrations).statements()
 
 
@@ -206,28 +234,36 @@ class _Access:
         for table in (*RATER_WRITES, "schema_migrations"):
             out.extend(self._grant("INSERT", table, RATER))
         out.append(f"GRANT{self.on} SELECT ON {self.db}.* TO {quote_name(ANALYST)}")
-        columns = ", ".join(RESELLER_CALL_HISTORY_COLUMNS)
-        out.extend(self._grant(f"SELECT({columns})", "call_history", RESELLER))
-        out.extend(self._grant("SELECT", "payments", RESELLER))
-        for view in RESELLER_VIEWS:
-            out.extend(self._grant("SELECT", view, RESELLER))
         # A reseller's policy (reseller_id) is on a column outside the sorting key: it must be
-        # applied after FINAL, or an older rating attributed to it would show.
-        out.append(
-            f"CREATE SETTINGS PROFILE IF NOT EXISTS vmgate_reseller_settings{self.on} "
-            f"SETTINGS apply_row_policy_after_final = 1 CONST TO {quote_name(RESELLER)}"
-        )
+        # applied after FINAL, or an older rating attributed to it would show. A server that
+        # cannot do that grants the reseller role nothing.
+        if self.request.has_setting(AFTER_FINAL):
+            columns = ", ".join(RESELLER_CALL_HISTORY_COLUMNS)
+            out.extend(self._grant(f"SELECT({columns})", "call_history", RESELLER))
+            out.extend(self._grant("SELECT", "payments", RESELLER))
+            for view in RESELLER_VIEWS:
+                out.extend(self._grant("SELECT", view, RESELLER))
+            out.append(
+                f"CREATE SETTINGS PROFILE IF NOT EXISTS vmgate_reseller_settings{self.on} "
+                f"SETTINGS {AFTER_FINAL} = 1 CONST TO {quote_name(RESELLER)}"
+            )
         if self.request.cluster is not None:
-            # A rater's INSERT returns once every shard has its rows (commit after durable).
+            # A rater's INSERT returns once every shard has its rows (commit after durable);
+            # every supported server (server_version.OLDEST on) has the setting.
             out.append(
                 f"CREATE SETTINGS PROFILE IF NOT EXISTS vmgate_rater_settings{self.on} "
-                f"SETTINGS distributed_foreground_insert = 1 TO {quote_name(RATER)}"
+                f"SETTINGS {FOREGROUND_INSERT} = 1 TO {quote_name(RATER)}"
             )
         for view in self.views:
             out.append(
                 f"ALTER TABLE {self.db}.{quote_name(view)}{self.on} MODIFY SQL SECURITY INVOKER"
             )
+        # Every role has a policy of its own on every table holding tenant rows, so no holder
+        # of one of them reads rows no policy grants, whatever the server's
+        # users_without_row_policies_can_read_rows says (permissive policies add up: a tenant's
+        # or reseller's own policy widens vmgate_no_rows to its rows).
         out.append(self._policy("vmgate_all_rows", list(TENANT_TABLES), "1", [ADMIN, RATER]))
+        out.append(self._policy("vmgate_no_rows", list(TENANT_TABLES), "0", [ANALYST, RESELLER]))
         for tenant in self.request.tenants:
             role = tenant_role(tenant)
             out.append(self._role(role))

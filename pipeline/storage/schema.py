@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 from pipeline.storage.access_ddl import AccessRequest, access_statements, password_sha256
 from pipeline.storage.cluster_ddl import cluster_statements, quote_name, single_node_statements
+from pipeline.storage.server_version import ServerVersion
 
 
 def render_schema(
@@ -24,6 +25,7 @@ def render_schema(
     tenants: Sequence[str] = (),
     resellers: Sequence[str] = (),
     password_env: str | None = None,
+    server: ServerVersion | None = None,
 ) -> str:
     """The DDL ``vmgate-rating schema`` prints: one node, a ``cluster``, or ``access`` control.
 
@@ -43,9 +45,13 @@ def render_schema(
                 msg = f"--password-env: environment variable {password_env} is not set"
                 raise ValueError(msg)
             digest = password_sha256(password)
-        request = AccessRequest(database, tuple(tenants), tuple(resellers), cluster, digest)
+        request = AccessRequest(
+            database, tuple(tenants), tuple(resellers), cluster, digest, server=server
+        )
         statements = access_statements(request)
         what = "access control (roles, grants, row policies" + (", users)" if digest else ")")
+        if server is not None:
+            what += f" for ClickHouse {server}"
     elif cluster:
         statements = cluster_statements(cluster, database)
         what = f"schema for cluster {cluster}"
