@@ -5,7 +5,8 @@ and names the function that runs them. Every command is a thin adapter: parse ar
 the clock where a rated-at instant is needed, call the pipeline, print a summary. What the user
 typed is refused while parsing, in one line (:mod:`pipeline.commands.options`); errors the user
 can fix later (bad reference data, a missing file) are printed without a traceback. Exit
-statuses: 0 done, 2 refused input, 3 a rater stopped on what retrying cannot mend.
+statuses: 0 done, 2 refused input, 3 a rater stopped on what retrying cannot mend (or a server
+did not come up within the startup wait).
 """
 
 from __future__ import annotations
@@ -26,9 +27,10 @@ and optionally origin_groups.csv, time_bands.csv and holidays.csv (tariff v2: ca
 peak/off-peak bands in the plan's time zone, holidays; see docs/reference-data.md).
 CDRs are JSONL, one cdr.v1 object per line.
 
-Exit status: 0 done; 2 refused input: an option's value, in one line naming the option and
-the value, or reference data, naming file, line, column and value; 3 a rater stopped on a
-failure retrying cannot mend (see docs/operations.md).
+Exit status: 0 done (also when SIGTERM/SIGINT ended a wait); 2 refused input: an option's
+value, in one line naming the option and the value, or reference data, naming file, line,
+column and value; 3 a rater stopped on a failure retrying cannot mend, or Kafka or ClickHouse
+did not accept connections within $VMGATE_STARTUP_WAIT_S (see docs/operations.md).
 """
 
 

@@ -4,20 +4,21 @@ Precedence: command-line flags (applied by the CLI) over environment variables o
 file (``--config FILE`` or ``VMGATE_CONFIG``) over defaults. The defaults run the embedded mode:
 no Kafka, no ClickHouse server. Secrets are held in :class:`Secret` and never printed.
 
-Environment variables: ``KAFKA_BOOTSTRAP``, ``VMGATE_GROUP``, ``VMGATE_CDR_TOPIC``,
-``VMGATE_DLQ_TOPIC``, ``CLICKHOUSE_URL``, ``CLICKHOUSE_USER``, ``CLICKHOUSE_PASSWORD``,
-``VMGATE_DATABASE``, ``VMGATE_BATCH_SIZE``. Extra librdkafka settings (SASL, TLS, tuning) go in
-the TOML file's ``[kafka.librdkafka]`` table and are passed through to every client.
+Environment variables: those of :data:`ENVIRONMENT_VARIABLES` (``KAFKA_BOOTSTRAP``,
+``CLICKHOUSE_URL``, ``CLICKHOUSE_USER``, ``CLICKHOUSE_PASSWORD``, ``VMGATE_STARTUP_WAIT_S``, ...;
+docs/configuration.md lists them). Extra librdkafka settings (SASL, TLS, tuning) go in the TOML
+file's ``[kafka.librdkafka]`` table and are passed through to every client.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 _SECRET_HINTS = ("password", "secret", "token", "key")
 
@@ -104,6 +105,9 @@ class Settings:
     batch_linger_s: float = 0.1
     metrics_port: int | None = None
     metrics_address: str = "127.0.0.1"
+    #: How long ``setup`` and ``run`` wait for a Kafka broker or ClickHouse server that does not
+    #: accept connections yet (a stack still starting); 0 tries once.
+    startup_wait_s: float = 120.0
 
     def kafka(self, **overrides: str | int | float | bool) -> KafkaConfig:
         """Settings for a librdkafka client: bootstrap, pass-through extras, then overrides."""
@@ -159,7 +163,11 @@ _ENV: dict[str, tuple[str, type]] = {
     "VMGATE_BATCH_SIZE": ("batch_size", int),
     "VMGATE_METRICS_PORT": ("metrics_port", int),
     "VMGATE_METRICS_ADDRESS": ("metrics_address", str),
+    "VMGATE_STARTUP_WAIT_S": ("startup_wait_s", float),
 }
+
+#: Every environment variable the pipeline reads (``VMGATE_LOG_FORMAT`` is read by the CLI).
+ENVIRONMENT_VARIABLES: Final = frozenset({*_ENV, "VMGATE_CONFIG", "VMGATE_LOG_FORMAT"})
 
 
 def load_settings(
@@ -179,6 +187,10 @@ def load_settings(
             except ValueError as exc:
                 msg = f"environment variable {name}={raw!r}: {exc}"
                 raise ValueError(msg) from exc
+    wait = values.get("startup_wait_s", Settings.startup_wait_s)
+    if not isinstance(wait, int | float) or not math.isfinite(wait) or wait < 0:
+        msg = f"VMGATE_STARTUP_WAIT_S (startup.wait_s) must be 0 or more seconds, not {wait!r}"
+        raise ValueError(msg)
     return replace(Settings(), **values)
 
 
@@ -188,6 +200,7 @@ def _from_toml(path: Path) -> dict[str, Any]:
     kafka = data.get("kafka", {})
     clickhouse = data.get("clickhouse", {})
     rater = data.get("rater", {})
+    startup = data.get("startup", {})
     out: dict[str, Any] = {}
     simple = {
         "kafka_bootstrap": kafka.get("bootstrap"),
@@ -207,6 +220,7 @@ def _from_toml(path: Path) -> dict[str, Any]:
         "batch_linger_s": rater.get("batch_linger_s"),
         "metrics_port": rater.get("metrics_port"),
         "metrics_address": rater.get("metrics_address"),
+        "startup_wait_s": startup.get("wait_s"),
     }
     out.update({k: v for k, v in simple.items() if v is not None})
     if "librdkafka" in kafka:

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from pipeline.commands.options import (
     kafka_options,
-    open_store,
     port,
     positive_int,
     seconds,
@@ -25,7 +26,8 @@ def add_commands(commands: Any) -> None:
         help="create the Kafka topics and apply the ClickHouse DDL (idempotent)",
         description="Create the pipeline's topics (cdr.v1 with several partitions, cdr.dlq.v1) "
         "with explicit settings if they do not exist, and apply the ClickHouse DDL to the store "
-        "(the embedded one at --store, or the server at $CLICKHOUSE_URL). Safe to run again.",
+        "(the embedded one at --store, or the server at $CLICKHOUSE_URL). Safe to run again. "
+        "Waits for Kafka and a ClickHouse server still starting ($VMGATE_STARTUP_WAIT_S, 120 s).",
     )
     kafka_options(setup)
     setup.add_argument("--store", type=Path, help="embedded store folder (default ./store)")
@@ -51,7 +53,9 @@ def add_commands(commands: Any) -> None:
         "history (the embedded store at --store, or the ClickHouse server at $CLICKHOUSE_URL). "
         "Rejected messages go to cdr.dlq.v1 with the reason. Offsets are committed, together "
         "with the dead letters in one Kafka transaction, only after the store acknowledged the "
-        "batch. SIGTERM/SIGINT: finish the batch in flight, commit, exit 0.",
+        "batch. Kafka and a ClickHouse server still starting are waited for "
+        "($VMGATE_STARTUP_WAIT_S, 120 s). SIGTERM/SIGINT: end any wait, or finish the batch in "
+        "flight and commit; exit 0.",
     )
     kafka_options(run)
     run.add_argument(
@@ -80,19 +84,47 @@ def add_commands(commands: Any) -> None:
         metavar="SECONDS",
         help="exit once no CDR arrived for this long (batch jobs, tests); default: run forever",
     )
-    setup.set_defaults(run=_setup)
+    setup.set_defaults(run=_waiting_for_servers(_setup))
     produce.set_defaults(run=_produce)
-    run.set_defaults(run=_run)
+    run.set_defaults(run=_waiting_for_servers(_run))
+
+
+def _waiting_for_servers(command: Callable[[argparse.Namespace], int]) -> Any:
+    """``command``, exiting 0 on a stop request during a startup wait, 3 when a server is down.
+
+    A server that did not come up within the startup wait, or refused the pipeline for good
+    (wrong password), is one line on stderr naming the server, exit status 3.
+    """
+
+    @functools.wraps(command)
+    def run(args: argparse.Namespace) -> int:
+        from pipeline.services.startup import ServerUnavailableError, StopRequestedError
+
+        try:
+            return command(args)
+        except StopRequestedError as exc:
+            logging.getLogger(__name__).info("%s: exiting, nothing was done half-way", exc)
+            return 0
+        except ServerUnavailableError as exc:
+            print(f"vmgate-rating: {exc}", file=sys.stderr)
+            return 3
+
+    return run
 
 
 def _setup(args: argparse.Namespace) -> int:
+    from pipeline.services.startup import StopSignal, open_store_when_ready, wait_for_kafka
+
+    stop = StopSignal()
+    stop.install()  # before any wait: a stop request ends it (PID 1 in a container too)
     settings = settings_of(args)
     if not args.no_kafka:
         from pipeline.sinks.topics import ensure_topics
 
+        wait_for_kafka(settings, stop)
         for name, outcome in ensure_topics(settings, args.replication_factor).items():
             print(f"topic {name}: {outcome}")
-    store = open_store(settings, args.store)
+    store = open_store_when_ready(settings, args.store, stop)
     try:
         applied = store.migrate()
     finally:
@@ -117,6 +149,17 @@ def _produce(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from pipeline.services.startup import (
+        StopRequestedError,
+        StopSignal,
+        open_store_when_ready,
+        wait_for_kafka,
+    )
+
+    # First thing, before any wait: SIGTERM/SIGINT end every wait of the startup promptly
+    # (a rater that is PID 1 in a container ignores a signal it has no handler for).
+    stop = StopSignal()
+    stop.install()
     from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
     from pipeline.reference.loader import load_plans_folder
     from pipeline.services.metrics import RaterMetrics
@@ -125,31 +168,34 @@ def _run(args: argparse.Namespace) -> int:
     from pipeline.sinks.kafka_dlq import TransactionalCommitter
     from pipeline.sources.kafka import KafkaCdrSource
 
+    log = logging.getLogger(__name__)
     settings = settings_of(args)
     metrics = RaterMetrics()
     port = args.metrics_port if args.metrics_port is not None else settings.metrics_port
     if port is not None:
         metrics.serve(port, args.metrics_address or settings.metrics_address)
+    wait_for_kafka(settings, stop)
+    store = open_store_when_ready(settings, args.store, stop)
     watcher = None
-    if args.plans is not None:
-        reference = load_plans_folder(args.plans)
-    else:
-        watcher = ReferenceWatcher(ReferenceFeed(settings.kafka(), settings.reference_topics()))
-        watcher.start()
-        try:
-            reference = watcher.wait_first()
-        except KeyboardInterrupt:
-            watcher.close()
-            return 130
-    logging.getLogger(__name__).info(
-        "reference data %s: %d plans, %d deck rows",
-        reference.version,
-        reference.plan_count,
-        reference.deck_row_count,
-    )
-    store = open_store(settings, args.store)
     try:
         store.migrate()
+        if args.plans is not None:
+            reference = load_plans_folder(args.plans)
+        else:
+            watcher = ReferenceWatcher(ReferenceFeed(settings.kafka(), settings.reference_topics()))
+            watcher.start()
+            first = watcher.wait_first(stopped=lambda: stop.requested)
+            if first is None:
+                raise StopRequestedError(
+                    stop.signal_name or "a stop request", "published reference data"
+                )
+            reference = first
+        log.info(
+            "reference data %s: %d plans, %d deck rows",
+            reference.version,
+            reference.plan_count,
+            reference.deck_row_count,
+        )
         rater = Rater(
             KafkaCdrSource(settings.kafka(), settings.group_id, settings.cdr_topic),
             TransactionalCommitter(settings.kafka(), settings.dlq_topic, settings.group_id),
@@ -169,6 +215,7 @@ def _run(args: argparse.Namespace) -> int:
             reference_updates=watcher,
             metrics=metrics,
         )
+        stop.on_stop(rater.stop)  # a signal before rater.run() installs its own handlers
         try:
             stats = rater.run()
         except RaterStoppedError as exc:

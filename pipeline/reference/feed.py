@@ -21,6 +21,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import overload
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, KafkaException, TopicPartition
 
@@ -293,13 +294,29 @@ class ReferenceWatcher:
         with self._lock:
             return list(self._refused)
 
-    def wait_first(self, report_every_s: float = 10.0) -> ReferenceData:
-        """Block until a first good version is built, saying so every ``report_every_s``."""
+    @overload
+    def wait_first(self, report_every_s: float = 10.0) -> ReferenceData: ...
+
+    @overload
+    def wait_first(
+        self, report_every_s: float = 10.0, *, stopped: Callable[[], bool]
+    ) -> ReferenceData | None: ...
+
+    def wait_first(
+        self, report_every_s: float = 10.0, *, stopped: Callable[[], bool] | None = None
+    ) -> ReferenceData | None:
+        """Block until a first good version is built, saying so now and every ``report_every_s``.
+
+        With ``stopped``, None as soon as ``stopped()`` is true (a stop signal arrived).
+        """
         started = last = time.monotonic()
+        log.info("waiting for published reference data on %s", ", ".join(self.feed.topics.all()))
         while True:
             latest = self.latest()
             if latest is not None:
                 return latest
+            if stopped is not None and stopped():
+                return None
             if time.monotonic() - last >= report_every_s:
                 last = time.monotonic()
                 log.info(

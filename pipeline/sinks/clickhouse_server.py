@@ -101,8 +101,11 @@ class ServerSettings:
 
         The scheme is ``http`` or ``https`` (``?secure=true`` also selects https); the port
         defaults to 8123 (http) or 8443 (https); the first path segment, if any, names the
-        database, else ``database``; user and password come from the URL (percent-decoded)
-        unless ``username``/``password`` are given, which win. Options in the query string:
+        database, else ``database``. Credentials come from ``username``/``password``
+        (``CLICKHOUSE_USER``/``CLICKHOUSE_PASSWORD``, passed to the client as they are) or from
+        the URL (percent-decoded), never from both: a URL that carries a user or a password
+        while ``username`` or ``password`` is given too is refused (:class:`ValueError`), since
+        the two may differ. Options in the query string:
         ``secure``, ``compression`` (``lz4``, ``zstd``, ``gzip``, ``br`` or ``none``),
         ``connect_timeout`` and ``send_receive_timeout`` (seconds). Error messages never
         repeat the password.
@@ -149,6 +152,14 @@ class ServerSettings:
         if path:
             database = unquote(path)
         host_part = f"[{host}]" if ":" in host else host
+        in_url = parts.username is not None or parts.password is not None
+        if in_url and (username is not None or password is not None):
+            msg = (
+                f"ClickHouse credentials given twice: in the URL {shown!r} and in "
+                "CLICKHOUSE_USER/CLICKHOUSE_PASSWORD (clickhouse.user/password); keep them in "
+                "CLICKHOUSE_USER/CLICKHOUSE_PASSWORD and drop them from the URL"
+            )
+            raise ValueError(msg)
         if username is None:
             username = unquote(parts.username) if parts.username else DEFAULT_USERNAME
         if password is None:

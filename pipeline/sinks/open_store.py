@@ -21,16 +21,30 @@ def open_store(
 
     With ``clickhouse_url`` (``CLICKHOUSE_URL``, see :meth:`ServerSettings.from_url`) the server
     store, even if ``store_dir`` is also given; the URL's path, if any, names the database, else
-    ``database``; ``username``/``password`` (``CLICKHOUSE_USER``, ``CLICKHOUSE_PASSWORD``), when
-    given, win over credentials in the URL. Without a URL, the embedded engine in
+    ``database``; ``username``/``password`` (``CLICKHOUSE_USER``, ``CLICKHOUSE_PASSWORD``) are
+    the credentials, and a URL that carries credentials too is refused (:class:`ValueError`).
+    Without a URL, the embedded engine in
     ``store_dir``, database ``database``. Neither is an error (:class:`ValueError`).
     """
     if clickhouse_url:
-        settings = ServerSettings.from_url(
-            clickhouse_url, database=database, username=username, password=password
-        )
-        return ServerStore(settings).open()
+        return ServerStore(server_settings(clickhouse_url, database, username, password)).open()
     if store_dir is not None:
         return EmbeddedStore(store_dir, database).open()
     msg = "no call-history store configured: give a store folder or CLICKHOUSE_URL"
     raise ValueError(msg)
+
+
+def server_settings(
+    clickhouse_url: str,
+    database: str = DEFAULT_DATABASE,
+    username: str | None = None,
+    password: Secret | None = None,
+) -> ServerSettings:
+    """The server :func:`open_store` connects to for these settings (nothing is connected).
+
+    Refuses (:class:`ValueError`) a URL that carries credentials while ``username`` or
+    ``password`` is given too (see :meth:`ServerSettings.from_url`).
+    """
+    return ServerSettings.from_url(
+        clickhouse_url, database=database, username=username, password=password
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Final
 
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient
@@ -80,6 +81,58 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
             },
         ),
     ]
+
+
+# Errors of a broker that is not up yet (or restarting): waiting may mend them.
+_BROKER_NOT_READY: Final = frozenset(
+    {
+        KafkaError._TRANSPORT,
+        KafkaError._TIMED_OUT,
+        KafkaError._ALL_BROKERS_DOWN,
+        KafkaError._RESOLVE,
+        KafkaError._WAIT_COORD,
+        KafkaError.BROKER_NOT_AVAILABLE,
+        KafkaError.LEADER_NOT_AVAILABLE,
+        KafkaError.NETWORK_EXCEPTION,
+        KafkaError.REQUEST_TIMED_OUT,
+        KafkaError.COORDINATOR_NOT_AVAILABLE,
+        KafkaError.NOT_CONTROLLER,
+    }
+)
+
+
+class BrokerProbe:
+    """Asks the brokers of ``settings`` for metadata, to learn whether Kafka is up yet.
+
+    One admin client, made on the first :meth:`check`; librdkafka's own connection-failure log
+    lines are silenced (the caller logs one line per wait).
+    """
+
+    def __init__(self, settings: Settings, timeout_s: float = 2.0) -> None:
+        """Remember the settings; nothing connects until :meth:`check`."""
+        self.address = str(settings.kafka()["bootstrap.servers"])
+        self._config = settings.kafka(log_level=2)  # CRIT and worse only: no FAIL lines
+        self._timeout_s = timeout_s
+        self._admin: AdminClient | None = None
+
+    def check(self) -> int:
+        """The number of brokers that answered; raises :class:`KafkaException` otherwise."""
+        if self._admin is None:
+            self._admin = AdminClient(self._config)
+        return len(self._admin.list_topics(timeout=self._timeout_s).brokers)
+
+
+def broker_not_ready(exc: BaseException) -> tuple[bool, str]:
+    """Whether a failed :meth:`BrokerProbe.check` may succeed later, and the error in words.
+
+    Transport failures, time-outs and brokers without a leader yet are worth waiting for; an
+    authentication, TLS or configuration error, or anything not known here, is not.
+    """
+    error = exc.args[0] if isinstance(exc, KafkaException) and exc.args else None
+    if not isinstance(error, KafkaError):
+        return False, f"{type(exc).__name__}: {exc}"
+    waitable = not error.fatal() and (error.code() in _BROKER_NOT_READY or error.retriable())
+    return waitable, f"{error.str()} [{error.name()}]"
 
 
 def ensure_topics(

@@ -56,8 +56,14 @@ Known gaps (real ClickHouse differs):
   are serialised (never a "session is locked" error).
 - chdb runs one embedded engine per process, bound to one path: while a server runs, other
   code in the same process cannot open a chdb session on a different path.
-- No authentication (any user and password are accepted), no ``readonly`` for ``GET``, no
-  quotas, roles or users.
+- Authentication only with ``users={name: password}``: a request must then name one of them
+  with its password, the three ways ClickHouse reads them (``Authorization: Basic``, the
+  ``X-ClickHouse-User``/``X-ClickHouse-Key`` headers, the ``user``/``password`` URL
+  parameters; none means user ``default`` with an empty password); the password is compared
+  byte for byte as UTF-8, and a mismatch is answered as ClickHouse does (HTTP 403,
+  ``AUTHENTICATION_FAILED``, code 516). ``/ping`` needs none. Without ``users`` any
+  credentials are accepted. The user is recorded (``RecordedRequest.user``), never the
+  password. No ``readonly`` for ``GET``, no quotas, roles or grants.
 - Errors are always HTTP 500 (ClickHouse answers some codes with 400, 403 or 404).
 - The result is buffered and sent once the query is done (``wait_end_of_query`` always on):
   no ``X-ClickHouse-Progress`` headers, no exception tag in the middle of a stream.
@@ -74,8 +80,11 @@ Known gaps (real ClickHouse differs):
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import gzip
+import hmac
 import importlib
 import json
 import os
@@ -111,6 +120,7 @@ _NOT_IMPLEMENTED: Final = 48
 _BAD_ARGUMENTS: Final = 36
 _UNKNOWN_FORMAT: Final = 73
 _STD_EXCEPTION: Final = 1001
+_AUTHENTICATION_FAILED: Final = 516
 
 # URL parameters that are part of the HTTP protocol, not settings of the query.
 _PROTOCOL_PARAMS: Final = frozenset(
@@ -188,10 +198,12 @@ class _ClickHouseError(Exception):
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """What one request carried and how it was answered (no credentials kept).
+    """What one request carried and how it was answered (no password kept).
 
-    ``headers`` has lower-case names and never ``authorization``; ``body_bytes`` is the size
-    on the wire (before decompression); ``statement`` is the start of the SQL text.
+    ``headers`` has lower-case names and never ``authorization`` or ``x-clickhouse-key``;
+    ``params`` never ``password``; ``body_bytes`` is the size on the wire (before
+    decompression); ``statement`` is the start of the SQL text; ``user`` the user the request
+    named (``default`` when it named none).
     """
 
     method: str
@@ -204,6 +216,7 @@ class RecordedRequest:
     response_encoding: str | None
     applied_settings: tuple[str, ...]
     ignored_params: tuple[str, ...]
+    user: str = "default"
 
 
 @dataclass
@@ -528,8 +541,13 @@ class _Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         url = urlsplit(self.path)
         params = dict(parse_qsl(url.query, keep_blank_values=True))
-        headers = {k.lower(): v for k, v in self.headers.items() if k.lower() != "authorization"}
-        reply, record = owner._execute(self.command, url.path, params, headers, body)
+        credentials = _credentials(self.headers.items(), params)
+        headers = {
+            k.lower(): v
+            for k, v in self.headers.items()
+            if k.lower() not in ("authorization", "x-clickhouse-key")
+        }
+        reply, record = owner._execute(self.command, url.path, params, headers, body, credentials)
         owner._record(record)  # before answering: the client may look at it right after
         self.send_response(reply.status)
         for name, value in reply.headers.items():
@@ -539,18 +557,52 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(reply.body)
 
 
+def _credentials(headers: Any, params: Mapping[str, str]) -> tuple[str, bytes]:
+    """The user and password (raw bytes) a request names, the ways ClickHouse reads them.
+
+    ``Authorization: Basic`` (base64 of ``user:password`` in UTF-8, split at the first colon),
+    else ``X-ClickHouse-User``/``X-ClickHouse-Key`` (header bytes as sent), else the ``user``
+    and ``password`` URL parameters (percent-decoded UTF-8), else ``default`` with no password.
+    """
+    found = {str(k).lower(): str(v) for k, v in headers}
+    authorization = found.get("authorization", "")
+    if authorization[:6].lower() == "basic ":
+        try:
+            decoded = base64.b64decode(authorization[6:].strip(), validate=True)
+        except (binascii.Error, ValueError):
+            decoded = b""
+        user, _, password = decoded.partition(b":")
+        return user.decode("utf-8", "replace"), password
+    if "x-clickhouse-user" in found:
+        # http.server decodes header bytes as ISO-8859-1: encoding back gives what was sent.
+        user_bytes = found["x-clickhouse-user"].encode("iso-8859-1")
+        return user_bytes.decode("utf-8", "replace"), found.get("x-clickhouse-key", "").encode(
+            "iso-8859-1"
+        )
+    if "user" in params:
+        return params["user"], params.get("password", "").encode("utf-8")
+    return "default", b""
+
+
 class ChdbHttpServer:
     """ClickHouse's HTTP interface over one embedded chdb session, on 127.0.0.1.
 
     Nothing happens at construction; ``start()`` (or ``with``) opens the chdb session at
     ``path`` and starts serving on a free port in a background thread; ``stop()`` stops
     serving, closes open connections and closes the session. The data stays in ``path``.
+    With ``users`` (name -> password) every query must come as one of them with its password.
     """
 
-    def __init__(self, path: str | os.PathLike[str], port: int = 0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        port: int = 0,
+        users: Mapping[str, str] | None = None,
+    ) -> None:
         """Serve ``path``; ``port`` 0 picks a free one, and a restart keeps the one it got."""
         self._path = os.fspath(path)
         self._port = port
+        self._users = None if users is None else {n: p.encode("utf-8") for n, p in users.items()}
         self._session: Any = None
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -679,6 +731,7 @@ class ChdbHttpServer:
         params: dict[str, str],
         headers: dict[str, str],
         body: bytes,
+        credentials: tuple[str, bytes] = ("default", b""),
     ) -> tuple[_Reply, RecordedRequest]:
         query_id = params.get("query_id") or headers.get("x-clickhouse-query-id") or ""
         query_id = query_id or str(uuid.uuid4())
@@ -689,6 +742,13 @@ class ChdbHttpServer:
         try:
             if path in ("/ping", "/replicas_status"):
                 reply = _Reply(200, b"Ok.\n", {"Content-Type": "text/html; charset=UTF-8"})
+            elif not self._authenticated(*credentials):
+                text = (
+                    f"{credentials[0]}: Authentication failed: password is incorrect, or there "
+                    "is no user with such name. (AUTHENTICATION_FAILED)"
+                )
+                reply = self._error_reply(_ClickHouseError.own(_AUTHENTICATION_FAILED, text))
+                reply.status = 403  # what ClickHouse answers AUTHENTICATION_FAILED with
             elif path != "/":
                 text = f"There is no handle {path}\n"
                 reply = _Reply(404, text.encode(), {"Content-Type": "text/plain; charset=UTF-8"})
@@ -741,8 +801,15 @@ class ChdbHttpServer:
             response_encoding=encoding,
             applied_settings=tuple(applied),
             ignored_params=tuple(ignored),
+            user=credentials[0],
         )
         return reply, record
+
+    def _authenticated(self, user: str, password: bytes) -> bool:
+        if self._users is None:
+            return True
+        expected = self._users.get(user)
+        return expected is not None and hmac.compare_digest(expected, password)
 
     def _error_reply(self, exc: _ClickHouseError) -> _Reply:
         message = exc.message

@@ -69,3 +69,20 @@ def test_secrets_are_masked_everywhere(tmp_path: Path) -> None:
 def test_a_bad_number_in_the_environment_is_named() -> None:
     with pytest.raises(ValueError, match="VMGATE_BATCH_SIZE='many'"):
         load_settings(environ={"VMGATE_BATCH_SIZE": "many"})
+
+
+def test_startup_wait_from_the_environment_over_toml(tmp_path: Path) -> None:
+    assert load_settings(environ={}).startup_wait_s == 120.0
+    config = tmp_path / "vmgate.toml"
+    config.write_text("[startup]\nwait_s = 30\n")
+    assert load_settings(config, environ={}).startup_wait_s == 30
+    settings = load_settings(config, environ={"VMGATE_STARTUP_WAIT_S": "2.5"})
+    assert settings.startup_wait_s == 2.5
+    assert load_settings(environ={"VMGATE_STARTUP_WAIT_S": "0"}).startup_wait_s == 0
+
+
+@pytest.mark.parametrize("value", ["-1", "nan", "inf", "soon"])
+def test_a_bad_startup_wait_is_refused_in_one_line(value: str) -> None:
+    with pytest.raises(ValueError, match="VMGATE_STARTUP_WAIT_S") as refused:
+        load_settings(environ={"VMGATE_STARTUP_WAIT_S": value})
+    assert "\n" not in str(refused.value)

@@ -2,9 +2,12 @@
 
 No Docker engine runs here, so the stack is checked by reading it: the compose file parses,
 every file it mounts exists, every ``vmgate-rating`` command it runs is accepted by the real
-CLI parser (parsed, not run), its settings are understood by the real configuration loader,
-Prometheus scrapes the port the raters serve metrics on, and Grafana's data sources are the
-ones the dashboards name. The dashboards' SQL runs in tests/integration/test_dashboards.py.
+CLI parser (parsed, not run), every variable a service sets is one its program reads and the
+pipeline's settings are understood by the real configuration loader (credentials never in a
+URL, the same password the ClickHouse server gets, whatever its characters), every service
+restarts as it should and the CLI runs under an init process, Prometheus scrapes the port the
+raters serve metrics on, and Grafana's data sources are the ones the dashboards name. The
+dashboards' SQL runs in tests/integration/test_dashboards.py.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import pytest
 import yaml
 
 from pipeline.cli import build_parser
-from pipeline.config import load_settings
+from pipeline.config import ENVIRONMENT_VARIABLES, load_settings
 from pipeline.services.metrics import RaterMetrics
-from pipeline.sinks.clickhouse_server import ServerSettings
+from pipeline.sinks.open_store import server_settings
 from tests.support.grafana import (
     CLICKHOUSE_TYPE,
     DEPLOY,
@@ -82,33 +85,48 @@ DASHBOARD_METRICS = (
 _VARIABLE = re.compile(r"\$(?:\$|\{(?P<name>[A-Za-z_]\w*)(?P<op>:?-)(?P<default>[^}]*)\})")
 
 
-def _interpolate(text: str) -> str:
-    """Compose's interpolation with every variable unset (a fresh clone without .env).
+def _interpolate(text: str, environ: Mapping[str, str] | None = None) -> str:
+    """Compose's interpolation, by default with every variable unset (a fresh clone, no .env).
 
     Only ``$$`` and ``${NAME:-default}`` / ``${NAME-default}`` are allowed, so every variable
-    has a default and the stack runs from a fresh clone; anything else fails the test.
+    has a default and the stack runs from a fresh clone; anything else fails the test. A value
+    from ``environ`` is pasted as it is, never interpolated again (as compose does).
     """
+    env = environ or {}
     leftover = re.findall(r"\$\{?[A-Za-z_]\w*", _VARIABLE.sub("", text))
     assert not leftover, f"compose variables without a default: {leftover}"
-    return _VARIABLE.sub(lambda m: "$" if m.group(0) == "$$" else m.group("default"), text)
+
+    def value(match: re.Match[str]) -> str:
+        if match.group(0) == "$$":
+            return "$"
+        name = match.group("name")
+        if match.group("op") == ":-":
+            return env.get(name) or match.group("default")
+        return env.get(name, match.group("default"))
+
+    return _VARIABLE.sub(value, text)
 
 
-def _interpolated(value: Any) -> Any:
+def _interpolated(value: Any, environ: Mapping[str, str] | None = None) -> Any:
     if isinstance(value, str):
-        return _interpolate(value)
+        return _interpolate(value, environ)
     if isinstance(value, list):
-        return [_interpolated(v) for v in value]
+        return [_interpolated(v, environ) for v in value]
     if isinstance(value, dict):
-        return {k: _interpolated(v) for k, v in value.items()}
+        return {k: _interpolated(v, environ) for k, v in value.items()}
     return value
+
+
+def _load_compose(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    raw = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
+    assert isinstance(raw, dict)
+    interpolated: dict[str, Any] = _interpolated(raw, environ)
+    return interpolated
 
 
 @pytest.fixture(scope="module")
 def compose() -> dict[str, Any]:
-    raw = yaml.safe_load(COMPOSE.read_text(encoding="utf-8"))
-    assert isinstance(raw, dict)
-    interpolated: dict[str, Any] = _interpolated(raw)
-    return interpolated
+    return _load_compose()
 
 
 def _services(compose: Mapping[str, Any]) -> dict[str, dict[str, Any]]:
@@ -229,20 +247,141 @@ def test_every_vmgate_command_is_accepted_by_the_cli(compose: dict[str, Any]) ->
     assert _metrics_port(services["rater"]["command"]) > 0
 
 
-def test_vmgate_services_talk_to_the_compose_kafka_and_clickhouse(
-    compose: dict[str, Any],
-) -> None:
+#: A password with every character that differs between raw and percent-decoded, or that a
+#: shell, YAML or a URL would treat specially (the pipeline's side; the ClickHouse image itself
+#: cannot take `&` or `<`, see docs/deployment.md).
+AWKWARD_PASSWORD = "p@ss:w/o%25rd #?&+ ='\"\\ $x é€ 密"
+
+
+@pytest.mark.parametrize("password", [None, AWKWARD_PASSWORD], ids=["default", "awkward"])
+def test_vmgate_services_talk_to_the_compose_kafka_and_clickhouse(password: str | None) -> None:
+    compose = _load_compose({"VMGATE_CLICKHOUSE_PASSWORD": password} if password else None)
     services = _services(compose)
     clickhouse = _environment(services["clickhouse"])
+    if password:
+        assert clickhouse["CLICKHOUSE_PASSWORD"] == password
+    else:
+        # The image pastes the password into XML unescaped (docs/deployment.md): the default
+        # must work there too.
+        assert not {"&", "<"} & set(clickhouse["CLICKHOUSE_PASSWORD"])
     for name, service in _vmgate_services(compose).items():
         settings = load_settings(environ=_environment(service))
         assert settings.kafka_bootstrap == "kafka:9092", name
         assert settings.clickhouse_url is not None, f"{name} would use an embedded store"
-        server = ServerSettings.from_url(settings.clickhouse_url.reveal())
+        # What the pipeline connects with (pipeline.sinks.open_store), from its own settings.
+        server = server_settings(
+            settings.clickhouse_url.reveal(),
+            settings.database,
+            settings.clickhouse_user,
+            settings.clickhouse_password,
+        )
         assert server.url == "http://clickhouse:8123", name
         assert server.database == clickhouse["CLICKHOUSE_DB"] == settings.database
         assert server.username == clickhouse["CLICKHOUSE_USER"]
+        # The very string the server's user gets: nothing decoded, nothing encoded.
         assert server.password.reveal() == clickhouse["CLICKHOUSE_PASSWORD"]
+
+
+#: Variables the pipeline reads that every service talking to the stack must set.
+STACK_VARIABLES = frozenset(
+    {
+        "KAFKA_BOOTSTRAP",
+        "CLICKHOUSE_URL",
+        "CLICKHOUSE_USER",
+        "CLICKHOUSE_PASSWORD",
+        "VMGATE_DATABASE",
+    }
+)
+
+#: Variables the other services set, each read by its image (or by a file mounted into it).
+IMAGE_VARIABLES: dict[str, tuple[re.Pattern[str], str]] = {
+    "kafka": (
+        re.compile(r"KAFKA_[A-Z_]+"),
+        "apache/kafka turns every KAFKA_* variable into a server.properties setting",
+    ),
+    "clickhouse": (
+        re.compile(
+            r"CLICKHOUSE_(DB|USER|PASSWORD|DEFAULT_ACCESS_MANAGEMENT)|GRAFANA_CLICKHOUSE_PASSWORD"
+        ),
+        "the clickhouse-server image's entrypoint creates CLICKHOUSE_DB and CLICKHOUSE_USER "
+        "with CLICKHOUSE_PASSWORD; users.d/grafana.xml reads GRAFANA_CLICKHOUSE_PASSWORD",
+    ),
+    "grafana": (
+        re.compile(r"GF_[A-Z_]+|GRAFANA_CLICKHOUSE_PASSWORD"),
+        "Grafana reads GF_<SECTION>_<KEY> as its settings; the provisioned ClickHouse data "
+        "source expands $GRAFANA_CLICKHOUSE_PASSWORD",
+    ),
+}
+
+
+def test_every_variable_a_service_sets_is_read(compose: dict[str, Any]) -> None:
+    vmgate = _vmgate_services(compose)
+    for name, service in _services(compose).items():
+        env = _environment(service)
+        if name in vmgate:
+            unread = set(env) - ENVIRONMENT_VARIABLES
+            assert not unread, f"{name} sets {unread}, which pipeline/config.py does not read"
+            missing = STACK_VARIABLES - set(env)
+            assert not missing, f"{name} does not set {missing}"
+            continue
+        if not env:
+            continue
+        assert name in IMAGE_VARIABLES, f"{name} sets variables: say which program reads them"
+        pattern, _why = IMAGE_VARIABLES[name]
+        unknown = {variable for variable in env if not pattern.fullmatch(variable)}
+        assert not unknown, f"{name} sets {unknown}, which its image does not read"
+    variable = (DEPLOY / "grafana/provisioning/datasources/vmgate.yml").read_text()
+    assert "$GRAFANA_CLICKHOUSE_PASSWORD" in variable
+    assert 'from_env="GRAFANA_CLICKHOUSE_PASSWORD"' in (
+        DEPLOY / "clickhouse/users.d/grafana.xml"
+    ).read_text(encoding="utf-8")
+
+
+_CREDENTIALS_IN_URL = re.compile(r"\b[a-z][a-z0-9+.-]*://[^/\s@]*@", re.IGNORECASE)
+
+
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    if isinstance(value, dict):
+        return [s for k, v in value.items() for s in [str(k), *_strings(v)]]
+    return []
+
+
+def test_no_service_passes_credentials_in_a_url() -> None:
+    compose = _load_compose({"VMGATE_CLICKHOUSE_PASSWORD": AWKWARD_PASSWORD})
+    for name, service in _services(compose).items():
+        for text in _strings(service):
+            assert not _CREDENTIALS_IN_URL.search(text), f"{name}: credentials in {text!r}"
+    provisioned = [*PROVISIONING.rglob("*.yml"), DEPLOY / "prometheus" / "prometheus.yml"]
+    for path in provisioned:
+        text = path.read_text(encoding="utf-8")
+        assert not _CREDENTIALS_IN_URL.search(text), path
+    assert _CREDENTIALS_IN_URL.search("http://vmgate:pw@clickhouse:8123/vmgate")
+    assert not _CREDENTIALS_IN_URL.search("1@kafka:9093")  # a quorum voter, not a URL
+
+
+def test_every_service_restarts_as_it_should(compose: dict[str, Any]) -> None:
+    services = _services(compose)
+    vmgate = _vmgate_services(compose)
+    for name, service in services.items():
+        assert "restart" in service, f"{name} has no restart policy"
+        long_running = name not in vmgate or service["command"][0] == "run"
+        expected = "unless-stopped" if long_running else "no"
+        assert service["restart"] == expected, name
+    for name in ("kafka", "clickhouse", "prometheus", "grafana", "rater"):
+        assert services[name]["restart"] == "unless-stopped", name
+    for name in ("setup", "demo-network", "demo-plans", "demo-cdrs", "cli"):
+        assert services[name]["restart"] == "no", name
+
+
+def test_the_cli_runs_under_an_init_process(compose: dict[str, Any]) -> None:
+    vmgate = _vmgate_services(compose)
+    assert {"setup", "rater", "cli"} <= set(vmgate)
+    for name, service in vmgate.items():
+        assert service.get("init") is True, f"{name} runs vmgate-rating without init: true"
 
 
 def test_the_image_holds_the_package_and_its_ddl(compose: dict[str, Any]) -> None:

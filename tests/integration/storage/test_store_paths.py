@@ -92,11 +92,14 @@ def test_open_store_gives_the_configured_path(path: StorePath, tmp_path: Path) -
         store = open_store(path.folder, None, database)
         assert isinstance(store, EmbeddedStore)
     else:
-        url = f"{path.server.url.replace('://', '://url-user:url-pw@')}/{database}"
+        with_credentials = f"{path.server.url.replace('://', '://url-user:url-pw@')}/{database}"
+        # Credentials in the URL and in CLICKHOUSE_USER / CLICKHOUSE_PASSWORD: refused.
+        with pytest.raises(ValueError, match="credentials given twice"):
+            open_store(tmp_path / "unused", with_credentials, username="rater")
+        url = f"{path.server.url}/{database}"
         store = open_store(tmp_path / "unused", url, username="rater", password=Secret("s3"))
         assert isinstance(store, ServerStore)
         assert not (tmp_path / "unused").exists()
-        # CLICKHOUSE_USER / CLICKHOUSE_PASSWORD win over credentials in the URL.
         assert store.settings.username == "rater"
         assert store.settings.password.reveal() == "s3"
     try:

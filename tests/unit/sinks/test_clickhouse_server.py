@@ -58,14 +58,37 @@ def test_options_in_the_query_string() -> None:
     assert ServerSettings.from_url("http://h?compression=none").compression is None
 
 
-def test_separate_credentials_win_over_the_url() -> None:
-    settings = ServerSettings.from_url(
-        "http://url-user:url-pass@h/db", username="bob", password="from-env"
-    )
+def test_separate_credentials_are_taken_as_they_are() -> None:
+    password = "p@ss:w/o%rd #?&+ '\"\\ é€"
+    settings = ServerSettings.from_url("http://h:8123/db", username="bob", password=password)
+    assert (settings.url, settings.database) == ("http://h:8123", "db")
     assert settings.username == "bob"
-    assert settings.password.reveal() == "from-env"
-    only_user = ServerSettings.from_url("http://carol@h", password=Secret("x"))
-    assert (only_user.username, only_user.password.reveal()) == ("carol", "x")
+    assert settings.password.reveal() == password  # not percent-decoded
+    only_password = ServerSettings.from_url("http://h", password=Secret("x"))
+    assert (only_password.username, only_password.password.reveal()) == ("default", "x")
+
+
+@pytest.mark.parametrize(
+    ("url", "username", "password"),
+    [
+        ("http://url-user:url-pass@h/db", "bob", Secret("from-env")),
+        ("http://url-user:url-pass@h/db", None, Secret("from-env")),
+        ("http://url-user:url-pass@h/db", "bob", None),
+        ("http://carol@h", None, Secret("x")),
+        ("http://:only-pass@h", "bob", None),
+    ],
+)
+def test_credentials_in_the_url_and_separately_are_refused(
+    url: str, username: str | None, password: Secret | None
+) -> None:
+    with pytest.raises(ValueError, match="credentials given twice") as refused:
+        ServerSettings.from_url(url, username=username, password=password)
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "CLICKHOUSE_USER/CLICKHOUSE_PASSWORD" in message
+    assert "url-pass" not in message
+    assert "only-pass" not in message
+    assert "from-env" not in message
 
 
 def test_ipv6_host() -> None:
