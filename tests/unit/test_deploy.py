@@ -248,8 +248,8 @@ def test_every_vmgate_command_is_accepted_by_the_cli(compose: dict[str, Any]) ->
 
 
 #: A password with every character that differs between raw and percent-decoded, or that a
-#: shell, YAML or a URL would treat specially (the pipeline's side; the ClickHouse image itself
-#: cannot take `&` or `<`, see docs/deployment.md).
+#: shell, YAML or a URL would treat specially (the pipeline's side; the ClickHouse server reads
+#: a users file's password as XML, so it cannot take `&`, `<` or `]]>`, docs/deployment.md).
 AWKWARD_PASSWORD = "p@ss:w/o%25rd #?&+ ='\"\\ $x é€ 密"
 
 
@@ -258,12 +258,14 @@ def test_vmgate_services_talk_to_the_compose_kafka_and_clickhouse(password: str 
     compose = _load_compose({"VMGATE_CLICKHOUSE_PASSWORD": password} if password else None)
     services = _services(compose)
     clickhouse = _environment(services["clickhouse"])
+    # users.d/vmgate.xml reads the password of the pipeline's user from this variable.
     if password:
-        assert clickhouse["CLICKHOUSE_PASSWORD"] == password
+        assert clickhouse["VMGATE_CLICKHOUSE_PASSWORD"] == password
     else:
-        # The image pastes the password into XML unescaped (docs/deployment.md): the default
-        # must work there too.
-        assert not {"&", "<"} & set(clickhouse["CLICKHOUSE_PASSWORD"])
+        # The server parses a from_env value as XML (tests/integration/storage/
+        # test_access_rules.py): the defaults must hold no `&`, `<` or `]]>`.
+        for variable in ("VMGATE_CLICKHOUSE_PASSWORD", "GRAFANA_CLICKHOUSE_PASSWORD"):
+            assert not re.search(r"[&<]|\]\]>", clickhouse[variable]), variable
     for name, service in _vmgate_services(compose).items():
         settings = load_settings(environ=_environment(service))
         assert settings.kafka_bootstrap == "kafka:9092", name
@@ -276,10 +278,46 @@ def test_vmgate_services_talk_to_the_compose_kafka_and_clickhouse(password: str 
             settings.clickhouse_password,
         )
         assert server.url == "http://clickhouse:8123", name
-        assert server.database == clickhouse["CLICKHOUSE_DB"] == settings.database
-        assert server.username == clickhouse["CLICKHOUSE_USER"]
+        assert server.database == settings.database == "vmgate"
+        assert server.username == PIPELINE_USER
         # The very string the server's user gets: nothing decoded, nothing encoded.
-        assert server.password.reveal() == clickhouse["CLICKHOUSE_PASSWORD"]
+        assert server.password.reveal() == clickhouse["VMGATE_CLICKHOUSE_PASSWORD"]
+
+
+def _users_file(name: str) -> ElementTree.Element:
+    return ElementTree.parse(DEPLOY / "clickhouse" / "users.d" / name).getroot()
+
+
+#: The pipeline's ClickHouse user: the one users.d/vmgate.xml defines.
+PIPELINE_USER = next(
+    u.tag for u in _users_file("vmgate.xml").findall("users/*") if u.tag != "default"
+)
+
+
+def test_the_server_users_read_their_passwords_from_the_environment(
+    compose: dict[str, Any],
+) -> None:
+    clickhouse = _environment(_services(compose)["clickhouse"])
+    # The image's entrypoint would paste CLICKHOUSE_PASSWORD into XML unescaped and, with
+    # CLICKHOUSE_DB, run its init as a `default` user that users.d/vmgate.xml removes.
+    assert not {"CLICKHOUSE_USER", "CLICKHOUSE_PASSWORD", "CLICKHOUSE_DB"} & set(clickhouse)
+    users = _users_file("vmgate.xml").find("users")
+    assert users is not None
+    default = users.find("default")
+    assert default is not None
+    assert default.get("remove") == "remove"
+    password = users.find(f"{PIPELINE_USER}/password")
+    assert password is not None
+    assert password.get("from_env") == "VMGATE_CLICKHOUSE_PASSWORD"
+    assert "VMGATE_CLICKHOUSE_PASSWORD" in clickhouse
+    grafana = _users_file("grafana.xml").find("users/grafana/password")
+    assert grafana is not None
+    assert grafana.get("from_env") == "GRAFANA_CLICKHOUSE_PASSWORD"
+    assert "GRAFANA_CLICKHOUSE_PASSWORD" in clickhouse
+    healthcheck = " ".join(_services(compose)["clickhouse"]["healthcheck"]["test"])
+    assert f"--user {PIPELINE_USER}" in healthcheck
+    # $$ in the file: the container's shell expands the variable, not compose.
+    assert '--password "$VMGATE_CLICKHOUSE_PASSWORD"' in healthcheck
 
 
 #: Variables the pipeline reads that every service talking to the stack must set.
@@ -300,11 +338,8 @@ IMAGE_VARIABLES: dict[str, tuple[re.Pattern[str], str]] = {
         "apache/kafka turns every KAFKA_* variable into a server.properties setting",
     ),
     "clickhouse": (
-        re.compile(
-            r"CLICKHOUSE_(DB|USER|PASSWORD|DEFAULT_ACCESS_MANAGEMENT)|GRAFANA_CLICKHOUSE_PASSWORD"
-        ),
-        "the clickhouse-server image's entrypoint creates CLICKHOUSE_DB and CLICKHOUSE_USER "
-        "with CLICKHOUSE_PASSWORD; users.d/grafana.xml reads GRAFANA_CLICKHOUSE_PASSWORD",
+        re.compile(r"VMGATE_CLICKHOUSE_PASSWORD|GRAFANA_CLICKHOUSE_PASSWORD"),
+        "users.d/vmgate.xml and users.d/grafana.xml read their users' passwords (from_env)",
     ),
     "grafana": (
         re.compile(r"GF_[A-Z_]+|GRAFANA_CLICKHOUSE_PASSWORD"),
@@ -468,7 +503,7 @@ def test_grafana_datasources_reach_the_compose_services(compose: dict[str, Any])
     assert clickhouse["jsonData"]["protocol"] == "native"
     assert (
         clickhouse["jsonData"]["defaultDatabase"]
-        == (_environment(services["clickhouse"])["CLICKHOUSE_DB"])
+        == (_environment(services["setup"])["VMGATE_DATABASE"])
     )
     # The password comes from Grafana's environment, the same value ClickHouse's user has.
     password_variable = clickhouse["secureJsonData"]["password"].lstrip("$").strip("{}")

@@ -296,27 +296,11 @@ print(json.dumps({"policies": policies, "users": users}))
 """
 
 
-def test_the_shipped_users_load_and_each_has_a_policy_on_every_tenant_table(
-    tmp_path: Path,
-) -> None:
-    service = _compose_clickhouse()
-    environment = service["environment"]
-    pipeline_user, database = environment["CLICKHOUSE_USER"], environment["CLICKHOUSE_DB"]
-    assert database == DATABASE
-    users_d = tmp_path / "users.d"
+def _load_shipped_users(root: Path, passwords: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Load deploy/clickhouse/users.d in the engine, as a server's users configuration."""
+    users_d = root / "users.d"
     users_d.mkdir()
-    # What the image's entrypoint writes for CLICKHOUSE_USER (docker/server/entrypoint.sh of
-    # the ClickHouse repository), less removing `default`, which this test connects as.
-    (users_d / "default-user.xml").write_text(
-        f"<clickhouse><users><{pipeline_user}><profile>default</profile><networks><ip>::/0</ip>"
-        f"</networks><password>pw</password><quota>default</quota><access_management>1"
-        f"</access_management></{pipeline_user}></users></clickhouse>",
-        encoding="utf-8",
-    )
-    shipped = sorted((DEPLOY / "clickhouse" / "users.d").glob("*.xml"))
-    mounted = {str(v).split(":")[0] for v in service["volumes"]}
-    for path in shipped:
-        assert f"./clickhouse/users.d/{path.name}" in mounted, path.name
+    for path in sorted((DEPLOY / "clickhouse" / "users.d").glob("*.xml")):
         shutil.copy(path, users_d / path.name)
     # The embedded engine never reads access_control_improvements, so it lacks the server's
     # settings_constraints_replace_previous (set in config.d/access.xml, checked above) that a
@@ -326,32 +310,79 @@ def test_the_shipped_users_load_and_each_has_a_policy_on_every_tenant_table(
         for constraints in profile.findall("constraints"):
             profile.remove(constraints)
     grafana.write(users_d / "grafana.xml")
-    (tmp_path / "users.xml").write_text(
+    # vmgate.xml removes the image's `default` user; this test connects as `default`
+    # (tests/unit/test_deploy.py checks the removal), so the copy keeps it.
+    vmgate = ElementTree.parse(users_d / "vmgate.xml")
+    users_element = vmgate.getroot().find("users")
+    assert users_element is not None
+    for removed in users_element.findall("default[@remove='remove']"):
+        users_element.remove(removed)
+    vmgate.write(users_d / "vmgate.xml")
+    (root / "users.xml").write_text(
         "<clickhouse><profiles><default/></profiles><quotas><default/></quotas><users>"
         "<default><password/><networks><ip>::/0</ip></networks><profile>default</profile>"
         "<quota>default</quota><access_management>1</access_management></default></users>"
         "</clickhouse>",
         encoding="utf-8",
     )
-    (tmp_path / "config.xml").write_text(
-        f"<clickhouse><users_config>{tmp_path / 'users.xml'}</users_config></clickhouse>",
+    (root / "config.xml").write_text(
+        f"<clickhouse><users_config>{root / 'users.xml'}</users_config></clickhouse>",
         encoding="utf-8",
     )
-    done = subprocess.run(
-        [sys.executable, "-c", _LOAD_USERS, str(tmp_path)],
+    return subprocess.run(
+        [sys.executable, "-c", _LOAD_USERS, str(root)],
         capture_output=True,
         text=True,
-        env={**os.environ, "GRAFANA_CLICKHOUSE_PASSWORD": "grafana-test"},
+        env={**os.environ, **passwords},
         timeout=300,
         check=False,
     )
-    assert done.returncode == 0, done.stderr[-2000:]
+
+
+@pytest.mark.parametrize("character", ["&", "<", "]]>"])
+def test_a_password_the_server_reads_as_xml_cannot_hold_an_ampersand_or_a_bracket(
+    tmp_path: Path, character: str
+) -> None:
+    # ClickHouse parses a from_env value as XML, as the image's entrypoint pastes
+    # CLICKHOUSE_PASSWORD into one: docs/deployment.md tells operators to leave these out.
+    passwords = {
+        "VMGATE_CLICKHOUSE_PASSWORD": f"pass{character}word",
+        "GRAFANA_CLICKHOUSE_PASSWORD": "g",
+    }
+    done = _load_shipped_users(tmp_path, passwords)
+    assert done.returncode != 0
+    assert "Failed to preprocess config" in done.stderr
+
+
+def test_the_shipped_users_load_and_each_has_a_policy_on_every_tenant_table(
+    tmp_path: Path,
+) -> None:
+    service = _compose_clickhouse()
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text(encoding="utf-8"))
+    pipeline = compose["services"]["setup"]["environment"]
+    pipeline_user, database = pipeline["CLICKHOUSE_USER"], pipeline["VMGATE_DATABASE"]
+    assert database == DATABASE
+    shipped = sorted((DEPLOY / "clickhouse" / "users.d").glob("*.xml"))
+    mounted = {str(v).split(":")[0] for v in service["volumes"]}
+    for path in shipped:
+        assert f"./clickhouse/users.d/{path.name}" in mounted, path.name
+    # Passwords with the characters a shell or a URL would choke on (not &, < or ]]>: the test
+    # above).
+    done = _load_shipped_users(
+        tmp_path,
+        {
+            "GRAFANA_CLICKHOUSE_PASSWORD": "gr']]a\"f>",
+            "VMGATE_CLICKHOUSE_PASSWORD": "p@ss:w/o%25rd #?+ ='\" é€ 密",
+        },
+    )
+    assert done.returncode == 0, done.stderr[:3000]
     loaded = json.loads(done.stdout.strip().splitlines()[-1])
     users = {name for name, _ in loaded["users"]}
     defined = {
         user.tag
         for path in shipped
         for user in ElementTree.parse(path).getroot().findall("users/*")
+        if user.get("remove") != "remove"
     }
     assert {pipeline_user, "grafana"} <= defined <= users
     for user in defined:
