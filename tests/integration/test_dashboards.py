@@ -10,6 +10,12 @@ function that does not exist fails here, not in front of an operator.
 The store holds every CDR twice (the file is rated twice, as a re-delivery would) and a few
 payments, so the views' one-row-per-CDR reading is checked too: a revenue panel that read raw
 ``call_history`` would show twice the money.
+
+Grafana pastes variable values into the SQL text, and a dashboard URL (``?var-tenant=...``) sets
+any value. The store also holds a copy of one tenant's calls and payments under tenant ids that
+are hostile values (quotes, backslashes, a newline, ``{tenant:String}``, a plugin macro, 10 KB,
+non-ASCII), and every query is run with those values, with hostile values nobody has, and with
+hostile currencies: each must run, show exactly the copied tenant's figures, or nothing.
 """
 
 from __future__ import annotations
@@ -39,6 +45,24 @@ from tests.support.grafana import (
     render_sql,
 )
 
+#: Values a template variable can be given. Each must reach ClickHouse as one exact string.
+HOSTILE = {
+    "single quote": "'",
+    "double quote": '"',
+    "backslash": "\\",
+    "backslash quote": "\\'",
+    "trailing backslash": "tnt\\",
+    "statement": "'; DROP TABLE x; --",
+    "escaped quote and comment": "\\' OR 1 = 1 --",
+    "newline": "a\n' OR 1 = 1\n",
+    "query parameter": "{tenant:String}",
+    "plugin macro": "$__timeFilter(start_time)",
+    "percent-encoded text": "%27%5C",  # decoded once, so it stays these six characters
+    "10 KB": ("\\'{}%\né" * 2_000)[:10_240],
+    "empty": "",
+    "non-ASCII": "Zürich-東京-🙂",
+}
+
 DASHBOARDS = load_dashboards()
 CLICKHOUSE_QUERIES = [
     q
@@ -57,6 +81,7 @@ class Data:
     values: dict[str, str]
     latest: pl.DataFrame  # the rows of the latest rating, one per CDR
     payouts: Decimal  # reseller payouts recorded for values' tenant and currency
+    copies: frozenset[str]  # tenant ids holding a copy of values' tenant's calls and payments
 
 
 @pytest.fixture(scope="module")
@@ -86,13 +111,49 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Data]:
         row = legs.row(0, named=True)
         tenant, currency = row["tenant_id"], row["customer_currency"]
         payouts = _record_payments(store, row, network.month_start)
+        # Merges would drop the raw duplicates test_money_panels_count_each_cdr_once counts;
+        # the copies below add parts, which would start them. The views read FINAL anyway.
+        store.execute("SYSTEM STOP MERGES call_history")
+        store.execute("SYSTEM STOP MERGES payments")
+        copies = frozenset(value for value in HOSTILE.values() if value)
+        for copy in copies:
+            _copy_tenant(store, tenant, copy)
         yield Data(
             store=store,
             window=TimeRange(network.month_start, network.month_end, timedelta(hours=6)),
             values={"tenant": tenant, "currency": currency},
             latest=latest,
             payouts=payouts,
+            copies=copies,
         )
+
+
+def _copy_tenant(store: EmbeddedStore, tenant: str, copy: str) -> None:
+    """Every raw row of ``tenant`` (duplicates included) again, under the tenant id ``copy``.
+
+    The rows are chosen in a subquery: in the outer query's WHERE, ``tenant_id`` would already
+    be the replaced value. ``optimize_on_insert = 0`` keeps the duplicates in the inserted block
+    (by default the engine would replace them on insert, as a merge does).
+    """
+    parameters = {"tenant": tenant, "copy": copy}
+    store.execute(
+        "INSERT INTO call_history SETTINGS optimize_on_insert = 0"
+        " SELECT * REPLACE ({copy:String} AS tenant_id)"
+        " FROM (SELECT * FROM call_history WHERE tenant_id = {tenant:String})",
+        parameters,
+    )
+    store.execute(
+        "INSERT INTO payments SETTINGS optimize_on_insert = 0"
+        " SELECT * REPLACE ({copy:String} AS tenant_id)"
+        " FROM (SELECT * FROM payments WHERE tenant_id = {tenant:String})",
+        parameters,
+    )
+    counts = store.query(
+        "SELECT tenant_id = {copy:String} AS is_copy, count() AS n FROM call_history"
+        " WHERE tenant_id IN ({tenant:String}, {copy:String}) GROUP BY is_copy ORDER BY is_copy",
+        parameters,
+    ).to_pylist()
+    assert [c["n"] for c in counts] == [counts[0]["n"]] * 2, counts
 
 
 def _record_payments(store: EmbeddedStore, row: dict[str, Any], month_start: datetime) -> Decimal:
@@ -168,7 +229,8 @@ def test_variables_offer_the_tenants_and_currencies_of_the_data(data: Data) -> N
     currencies = {
         c for leg in ("customer", "client", "reseller") for c in mine[f"{leg}_currency"] if c
     }
-    expected = {"tenant": set(data.latest["tenant_id"]), "currency": currencies}
+    tenants = set(data.latest["tenant_id"]) | data.copies
+    expected = {"tenant": tenants, "currency": currencies}
     for name, dashboard in DASHBOARDS.items():
         for variable in dashboard["templating"]["list"]:
             options = {next(iter(r.values())) for r in _run(data, variable["query"])}
@@ -261,3 +323,136 @@ def _mentions(sql: str, table: str) -> list[str]:
         m.group(0)
         for m in re.finditer(rf"\b(?:FROM|JOIN)\s+{table}\b(\s+FINAL)?", sql, flags=re.IGNORECASE)
     ]
+
+
+# --- hostile variable values -------------------------------------------------------------------
+
+
+_REFERENCE = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
+
+
+def _variables(query: Query) -> set[str]:
+    """The template variables a query names (not the plugin's ``$__`` macros)."""
+    names = {next(n for n in m.groups() if n) for m in _REFERENCE.finditer(query.text)}
+    return {name for name in names if not name.startswith("__")}
+
+
+def _queries_using(variable: str) -> list[Query]:
+    return [q for q in CLICKHOUSE_QUERIES if variable in _variables(q)]
+
+
+def _query_id(query: Query) -> str:
+    return f"{query.dashboard}: {query.where}"
+
+
+Rows = list[dict[str, Any]]
+
+
+@pytest.fixture(scope="module")
+def baseline(data: Data) -> dict[tuple[str, str, str, str], Rows]:
+    """Rows of a query for ordinary values, computed once: (dashboard, where, tenant, currency)."""
+    return {}
+
+
+def _rows(data: Data, query: Query, tenant: str, currency: str) -> Rows:
+    """The query's rows for these values, in a stable order.
+
+    The query runs as written (so it must run); a query that ends in ``LIMIT n`` runs again
+    without it for the rows compared: rows that tie on the ORDER BY key may come in any order,
+    and the LIMIT would then keep different ones for two tenants with the same calls.
+    """
+    values = {"tenant": tenant, "currency": currency}
+    rows: Rows = data.store.query(render_sql(query.text, values, data.window)).to_pylist()
+    unlimited = re.sub(r"\s+LIMIT\s+\d+\s*$", "", query.text)
+    if unlimited != query.text:
+        rows = data.store.query(render_sql(unlimited, values, data.window)).to_pylist()
+    return sorted(rows, key=repr)
+
+
+def _baseline_rows(
+    data: Data,
+    baseline: dict[tuple[str, str, str, str], Rows],
+    query: Query,
+    tenant: str,
+    currency: str,
+) -> Rows:
+    key = (query.dashboard, query.where, tenant, currency)
+    if key not in baseline:
+        baseline[key] = _rows(data, query, tenant, currency)
+    return baseline[key]
+
+
+def test_the_hostile_checks_cover_every_query_with_a_variable() -> None:
+    with_variables = [q for q in CLICKHOUSE_QUERIES if _variables(q)]
+    assert set(map(id, _queries_using("tenant"))) == set(map(id, with_variables))
+    assert len(_queries_using("currency")) >= 10
+    # Only the tenant list itself has no variable.
+    assert [q.where for q in CLICKHOUSE_QUERIES if not _variables(q)] == ["variable tenant"] * 3
+
+
+@pytest.mark.parametrize("label", list(HOSTILE))
+def test_a_hostile_value_reaches_clickhouse_as_the_exact_text(data: Data, label: str) -> None:
+    """What the dashboards write for a variable is the value itself, byte for byte."""
+    value = HOSTILE[label]
+    bound = "decodeURLComponent('${tenant:percentencode}')"
+    sql = render_sql(f"SELECT {bound} AS v", {"tenant": value}, data.window)
+    literal = sql.removeprefix("SELECT decodeURLComponent('").removesuffix("') AS v")
+    assert set(literal) <= set(
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_.~%"
+    )
+    rows = data.store.query(
+        f"SELECT v = {{value:String}} AS same, v FROM ({sql})", {"value": value}
+    )
+    assert rows.to_pylist() == [{"same": 1, "v": value}]
+
+
+@pytest.mark.parametrize("label", [label for label, value in HOSTILE.items() if value])
+@pytest.mark.parametrize("query", _queries_using("tenant"), ids=_query_id)
+def test_a_tenant_named_by_a_hostile_value_sees_its_own_rows(
+    data: Data, baseline: dict[tuple[str, str, str, str], Rows], query: Query, label: str
+) -> None:
+    """The copy under a hostile tenant id shows what the original shows: no more, no less."""
+    tenant, currency = data.values["tenant"], data.values["currency"]
+    original = _baseline_rows(data, baseline, query, tenant, currency)
+    assert original  # the copied tenant has something to show in every query
+    assert _rows(data, query, HOSTILE[label], currency) == original
+
+
+@pytest.mark.parametrize("label", list(HOSTILE))
+@pytest.mark.parametrize("query", _queries_using("tenant"), ids=_query_id)
+def test_a_hostile_tenant_nobody_has_selects_nothing(
+    data: Data, baseline: dict[tuple[str, str, str, str], Rows], query: Query, label: str
+) -> None:
+    """A hostile value naming no tenant (the real id with it appended) shows nothing."""
+    value = HOSTILE[label]
+    absent = f"{data.values['tenant']}{value}" if value else value
+    currency = data.values["currency"]
+    rows = _rows(data, query, absent, currency)
+    assert rows == _baseline_rows(data, baseline, query, "no-such-tenant", currency)
+    # Aggregates over no rows: zeros, or no row at all.
+    assert all(v in (0, None) for row in rows for v in row.values()), rows
+
+
+@pytest.mark.parametrize("label", list(HOSTILE))
+@pytest.mark.parametrize("query", _queries_using("currency"), ids=_query_id)
+def test_a_hostile_currency_selects_no_money(
+    data: Data, baseline: dict[tuple[str, str, str, str], Rows], query: Query, label: str
+) -> None:
+    """The real tenant with a hostile currency shows what it shows for a currency it has not."""
+    tenant = data.values["tenant"]
+    rows = _rows(data, query, tenant, HOSTILE[label])
+    assert rows == _baseline_rows(data, baseline, query, tenant, "XXX")
+
+
+def test_the_sqlstring_form_let_a_value_out_of_its_literal(data: Data) -> None:
+    """Why the dashboards changed: with ``${tenant:sqlstring}`` a backslash escapes the quote."""
+    calls = _query("traffic-revenue-cost.json", "Calls").text
+    old = calls.replace("decodeURLComponent('${tenant:percentencode}')", "${tenant:sqlstring}")
+    assert old != calls
+    values = {"tenant": HOSTILE["escaped quote and comment"], "currency": data.values["currency"]}
+    sql = render_sql(old, values, data.window)
+    leaked = data.store.query(sql).to_pylist()[0]["calls"]
+    everyone = data.store.query("SELECT count() AS n FROM call_history_current").to_pylist()
+    assert leaked == everyone[0]["n"] > 0  # every tenant's calls, and the time filter gone
+    with pytest.raises(RuntimeError):  # a trailing backslash leaves the literal open
+        data.store.query(render_sql(old, {**values, "tenant": "tnt\\"}, data.window))

@@ -1,15 +1,27 @@
 """The Grafana side of the dashboards in ``deploy/grafana``, rebuilt for tests.
 
 Grafana never shows a dashboard's SQL to ClickHouse as written: the browser first replaces
-template variables (``${tenant:sqlstring}``), then the ClickHouse data source plugin's backend
+template variables (``${tenant:percentencode}``), then the ClickHouse data source plugin's backend
 replaces its macros (``$__timeFilter(start_time)``) and sends the result. To run every panel's
 query against the real engine, tests must do the same two steps the same way. This module does
 that, and nothing else:
 
 - :func:`expand_variables`: Grafana's template syntax ``$name``, ``${name}``, ``${name:format}``
-  and ``[[name]]``, with the formats the dashboards may use (``sqlstring``: quote with ``'`` and
-  double every ``'`` inside; ``raw``). An unknown variable or format is an error, so a panel
-  that names a variable its dashboard does not define fails the test.
+  and ``[[name]]``, with the formats the dashboards may use, written as Grafana writes them
+  (grafana/scenes ``packages/scenes/src/variables/interpolation/formatRegistry.ts``, read at
+  commit ac1dec6d; these formatters are unchanged since 6f3a345d, 2023-10-26, so Grafana 12.1
+  has them): ``percentencode`` is ``encodeURIComponentStrict``, JavaScript's
+  ``encodeURIComponent`` of the UTF-8 text with ``!'()*`` encoded too, so only ``A-Z a-z 0-9
+  - _ . ~`` and ``%XX`` are left; ``sqlstring`` quotes with ``'``, doubles every ``'`` and writes
+  ``"`` as ``\\"`` (``SQL_ESCAPE_MAP``) and leaves a backslash alone; ``raw`` is the value.
+  A format named in the SQL wins over the data source's own format function
+  (``sceneInterpolator.ts``: ``fmt = fmt2 || fmt3 || format``); without one the ClickHouse
+  plugin's ``format`` (``src/data/CHDatasource.ts`` at v4.8.2, f10be344) returns a single value
+  as is. An unknown variable or format is an error, so a panel that names a variable its
+  dashboard does not define fails the test.
+- :func:`unsafe_variable_uses`: every variable reference of a ClickHouse query that is not
+  ``decodeURLComponent('${name:percentencode}')``, the one form in which a value cannot leave
+  the string literal (see :data:`BOUND_VARIABLE`).
 - :func:`expand_macros`: the macros of grafana-clickhouse-datasource (``pkg/macros/macros.go``,
   v4), matched the way its library (grafana/sqlds) matches them: the pattern
   ``\\$__name\\b(?:\\((.*?)\\))?``, arguments split on ``,`` and trimmed. Time bounds become
@@ -26,6 +38,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -116,11 +129,44 @@ _VARIABLE = re.compile(
 )
 
 
+def _percentencode(value: str) -> str:
+    """Grafana's ``percentencode``: ``encodeURIComponentStrict`` (scenes ``formatRegistry.ts``).
+
+    ``encodeURIComponent`` keeps ``A-Z a-z 0-9 - _ . ! ~ * ' ( )`` and writes every other UTF-8
+    byte as ``%XX`` (upper-case hex); the strict variant also writes ``! ' ( ) *`` as ``%XX``.
+    What is left is exactly what ``urllib.parse.quote`` keeps with ``safe=""``. A lone
+    surrogate makes JavaScript throw ``URIError`` and Python raise ``UnicodeEncodeError``.
+    """
+    return urllib.parse.quote(value, safe="")
+
+
 def _sqlstring(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
+    """Grafana's ``sqlstring`` (``sqlStringFormatter``): ``'`` doubled, ``"`` as ``\\"``.
+
+    A backslash is left as it is, and ClickHouse reads a backslash in a string literal as an
+    escape: ``x\\`` becomes ``'x\\'``, whose closing quote is escaped, so the literal runs on
+    into the SQL after it. Kept so a test can show why the dashboards no longer use it.
+    """
+    return "'" + value.replace("'", "''").replace('"', '\\"') + "'"
 
 
-_FORMATS: dict[str, Callable[[str], str]] = {"sqlstring": _sqlstring, "raw": str}
+_FORMATS: dict[str, Callable[[str], str]] = {
+    "percentencode": _percentencode,
+    "sqlstring": _sqlstring,
+    "raw": str,
+}
+
+#: How a dashboard's ClickHouse SQL names a variable: Grafana percent-encodes the value and
+#: ClickHouse's ``decodeURLComponent`` gives the exact text back. The value never reaches the
+#: SQL as itself, only as ``A-Z a-z 0-9 - _ . ~ %``, none of which can end a ClickHouse string
+#: literal, start an escape, a query parameter ``{...}``, a comment or a plugin macro ``$__``.
+#: Bound query parameters (``{tenant:String}``) would be better, but the plugin cannot send
+#: them: at v4.8.2 (f10be344) its backend opens clickhouse-go with static settings only
+#: (``pkg/plugin/driver.go``: ``Settings: customSettings``; ``MutateQuery`` adds only
+#: ``clickhouse.WithUserLocation``), nothing in ``pkg/`` calls ``clickhouse.WithParameters``,
+#: and ``src/data/ast.ts`` still says ``// TODO: support query parameters`` (as it does on the
+#: newest commit read, 1d04063a).
+BOUND_VARIABLE = "decodeURLComponent('${{{name}:percentencode}}')"
 
 
 def expand_variables(sql: str, values: Mapping[str, str]) -> str:
@@ -262,6 +308,24 @@ def expand_macros(sql: str, window: TimeRange) -> str:
 def render_sql(sql: str, values: Mapping[str, str], window: TimeRange) -> str:
     """Variables first (Grafana's frontend), then macros (the plugin's backend)."""
     return expand_macros(expand_variables(sql, values), window)
+
+
+def unsafe_variable_uses(sql: str) -> list[str]:
+    """Each variable reference of ``sql`` not written as :data:`BOUND_VARIABLE`.
+
+    ``$__`` macros are the plugin's, not variables, and are not listed.
+    """
+    found = []
+    for match in _VARIABLE.finditer(sql):
+        name = match.group("plain") or match.group("braced") or match.group("old")
+        if name.startswith("__"):
+            continue
+        bound = BOUND_VARIABLE.format(name=name)
+        prefix, _, suffix = bound.partition(match.group(0))
+        start, end = match.start() - len(prefix), match.end() + len(suffix)
+        if start < 0 or sql[start:end] != bound:
+            found.append(match.group(0))
+    return found
 
 
 # --- PromQL -----------------------------------------------------------------------------------

@@ -38,6 +38,7 @@ from tests.support.grafana import (
     panels,
     promql_metric_names,
     queries,
+    unsafe_variable_uses,
 )
 
 COMPOSE = DEPLOY / "docker-compose.yml"
@@ -575,9 +576,9 @@ def test_every_variable_a_query_uses_is_defined(name: str) -> None:
     for query in queries(name, dashboard):
         expand_variables(query.text, defined)  # raises on an unknown variable or format
         if query.datasource_type == CLICKHOUSE_TYPE:
-            # Values are pasted by Grafana: they must go through its SQL quoting.
-            for match in re.finditer(r"\$\{?(?!__)(\w+)(:\w+)?\}?", query.text):
-                assert match.group(2) == ":sqlstring", (name, query.where, match.group(0))
+            # Grafana pastes values into the SQL text: only percent-encoded, inside
+            # decodeURLComponent('...'), can a value not leave its string literal.
+            assert unsafe_variable_uses(query.text) == [], (name, query.where)
 
 
 def test_promql_panels_use_only_the_raters_metric_names() -> None:
@@ -646,12 +647,40 @@ def test_macros_expand_as_the_clickhouse_plugin_does() -> None:
 
 def test_sqlstring_quotes_like_grafana() -> None:
     assert expand_variables("x = ${t:sqlstring}", {"t": "o'neil"}) == "x = 'o''neil'"
+    # Grafana's sqlStringFormatter writes " as \" and leaves a backslash as it is.
+    assert expand_variables("${t:sqlstring}", {"t": 'a"b\\'}) == "'a\\\"b\\'"
     assert expand_variables("x = '$t' AND [[t]]", {"t": "a"}) == "x = 'a' AND a"
     assert expand_variables("$__timeFilter(x)", {}) == "$__timeFilter(x)"
     with pytest.raises(KeyError, match="tenantt"):
         expand_variables("${tenantt:sqlstring}", {"tenant": "a"})
     with pytest.raises(ValueError, match="csv"):
         expand_variables("${tenant:csv}", {"tenant": "a"})
+
+
+def test_percentencode_encodes_like_grafana() -> None:
+    """encodeURIComponentStrict: only A-Z a-z 0-9 - _ . ~ stay, UTF-8 bytes as upper-case %XX."""
+    value = "a-Z_0.~ '\"\\!()*%{}$\né🙂"
+    assert expand_variables("${t:percentencode}", {"t": value}) == (
+        "a-Z_0.~%20%27%22%5C%21%28%29%2A%25%7B%7D%24%0A%C3%A9%F0%9F%99%82"
+    )
+    assert expand_variables("${t:percentencode}", {"t": ""}) == ""
+    with pytest.raises(UnicodeEncodeError):  # JavaScript throws URIError on a lone surrogate
+        expand_variables("${t:percentencode}", {"t": "\ud800"})
+
+
+def test_the_variable_check_refuses_every_other_form() -> None:
+    bound = "decodeURLComponent('${tenant:percentencode}')"
+    assert unsafe_variable_uses(f"WHERE tenant_id = {bound} AND $__timeFilter(t)") == []
+    for unsafe in (
+        "${tenant:sqlstring}",
+        "'${tenant}'",
+        "'$tenant'",
+        "'[[tenant]]'",
+        "'${tenant:percentencode}'",
+        "decodeURLComponent(${tenant:percentencode})",
+        "decodeURLComponent('${tenant:raw}')",
+    ):
+        assert unsafe_variable_uses(f"WHERE tenant_id = {unsafe}") != [], unsafe
 
 
 def test_deployment_doc_is_linked_from_the_readme() -> None:
