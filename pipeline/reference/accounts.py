@@ -160,11 +160,12 @@ def validate_accounts(raw: pl.DataFrame, problems: list[Problem]) -> pl.DataFram
         ),
         problems,
     )
-    limit_units = raw.select(
-        pl.when(decimal_text_problem(pl.col("credit_limit")).is_null()).then(
-            scaled_integer(pl.col("credit_limit"))
-        )
-    ).to_series()
+    # Scaled only when every limit is good text (else the folder is refused anyway): a text of
+    # twenty digits would not fit the integer it is scaled into.
+    good = raw.select(decimal_text_problem(pl.col("credit_limit")).is_null().all()).item()
+    limit_units = raw.with_columns(
+        _units=scaled_integer(pl.col("credit_limit")) if good else pl.lit(None, dtype=pl.Int64)
+    )["_units"]
     credit_limit = pl.Series(
         "credit_limit", units_to_arrow(limit_units, RATE_DECIMALS), dtype=pl.Decimal(38, 9)
     )
