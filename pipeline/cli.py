@@ -24,7 +24,8 @@ from pipeline.commands.options import Parser, refuse_after_parsing
 _EPILOG = """
 Files: a plans folder holds plans.csv, decks/<plan_id>.csv, associations.csv and memberships.csv,
 and optionally origin_groups.csv, time_bands.csv and holidays.csv (tariff v2: caller origins,
-peak/off-peak bands in the plan's time zone, holidays; see docs/reference-data.md).
+peak/off-peak bands in the plan's time zone, holidays) and accounts.csv, join_codes.csv and
+enrollments.csv (the roster; a client's reseller from its join code); see docs/reference-data.md.
 CDRs are JSONL, one cdr.v1 object per line.
 
 Exit status: 0 done (also when SIGTERM/SIGINT ended a wait); 2 refused input: an option's

@@ -41,6 +41,12 @@ Binding refinements (where DESIGN.md is silent):
   ``duration_rounding``, before increments). ``L_rate`` stays the row's ``rate`` (not
   ``initial_rate``). min/max cost clamp the exact cost, which is then rounded once (a min_cost
   with more decimals than the plan is rounded by the plan's mode).
+* Enrollments (accounts as reference data): ``join_codes.csv`` maps a code to its reseller (an
+  empty ``reseller_id`` is Direct); ``enrollments.csv`` says a client enrolled with a code at an
+  instant. At ``t`` the client's enrollment is its latest one at or before ``t``; the reseller
+  is that code's (Direct: none). memberships.csv and enrollments never disagree in a valid
+  folder (the loader refuses that), so the reseller is the CDR's, else a membership's at ``t``,
+  else the enrollment's at ``t``, else Direct. ``accounts.csv`` does not change rating.
 * A CDR whose cdr_id was already seen in an earlier valid line is not rated again: the first one
   is kept in ``rows`` and the later line number is listed in ``duplicates``. (The engine has its
   own documented rule for redelivery; this module only makes the case visible.)
@@ -435,6 +441,8 @@ class ReferenceData:
     origin_groups: dict[str, list[tuple[str, str]]] = field(default_factory=dict)
     time_bands: dict[str, list[TimeBand]] = field(default_factory=dict)
     holidays: dict[tuple[str, date], str] = field(default_factory=dict)
+    # client -> [(enrolled_at, reseller or None for Direct)], from enrollments.csv and the codes
+    enrollments: dict[str, list[tuple[datetime, str | None]]] = field(default_factory=dict)
 
 
 def _csv_rows(path: Path) -> list[dict[str, str]]:
@@ -554,8 +562,23 @@ def load_reference_data(plans_dir: Path) -> ReferenceData:
     holidays: dict[tuple[str, date], str] = {}
     for r in _csv_rows(plans_dir / "holidays.csv"):
         holidays[(r["plan_id"], date.fromisoformat(r["date"].strip()))] = r["band"]
+    code_reseller = {
+        r["code"].strip(): (r["reseller_id"].strip() or None)
+        for r in _csv_rows(plans_dir / "join_codes.csv")
+    }
+    enrollments: dict[str, list[tuple[datetime, str | None]]] = {}
+    for r in _csv_rows(plans_dir / "enrollments.csv"):
+        enrolled = (_ts(r["enrolled_at"].strip()), code_reseller[r["join_code"].strip()])
+        enrollments.setdefault(r["client_id"].strip(), []).append(enrolled)
     return ReferenceData(
-        plans, decks, associations, memberships, origin_groups, time_bands, holidays
+        plans,
+        decks,
+        associations,
+        memberships,
+        origin_groups,
+        time_bands,
+        holidays,
+        enrollments,
     )
 
 
@@ -645,11 +668,14 @@ def find_plan(
 
 
 def find_reseller(data: ReferenceData, cdr: ValidCdr) -> str | None:
-    """The CDR's reseller_id, else the client's membership at start_time, else None (Direct)."""
+    """The CDR's reseller_id, else the client's membership, else its enrollment's, else None."""
     if cdr.reseller_id is not None:
         return cdr.reseller_id
     found = _effective(data.memberships.get(cdr.client_id, []), cdr.start_time, cdr.client_id)
-    return found[0].target if found else None
+    if found:
+        return found[0].target
+    enrolled = [e for e in data.enrollments.get(cdr.client_id, []) if e[0] <= cdr.start_time]
+    return max(enrolled, key=lambda e: e[0])[1] if enrolled else None
 
 
 def caller_group(data: ReferenceData, tenant_id: str, caller: str | None) -> str | None:

@@ -8,7 +8,7 @@ validated); this module only defines it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 import numpy as np
@@ -181,6 +181,74 @@ class OriginsAndBands:
         return np.where(hit, found, -1)
 
 
+#: A roster frame's instants: UTC microseconds, like every timestamp of the pipeline.
+UTC_INSTANT = pl.Datetime("us", "UTC")
+
+
+@dataclass(frozen=True, eq=False)
+class Roster:
+    """Who the accounts are: ``accounts.csv``, ``join_codes.csv`` and ``enrollments.csv``.
+
+    Kept as frames for what shows and watches accounts (the Resellers page, money alerts); the
+    rating core never reads them (attribution reaches it through the membership index). Each
+    frame is empty when its file is absent.
+
+    * ``accounts``: tenant_id, scope, account_id, name, company, email, billing_type
+      (``prepaid`` | ``postpaid``), credit_limit (exact ``Decimal(38, 9)``, null: none set),
+      currency, status (``active`` | ``inactive``), timezone (IANA name).
+    * ``join_codes``: tenant_id, code, reseller_id (null: Direct).
+    * ``enrollments``: client_id, join_code, tenant_id and reseller_id of the code (null:
+      Direct), enrolled_at, and until (the client's next enrollment; null: still current).
+    """
+
+    accounts: pl.DataFrame
+    join_codes: pl.DataFrame
+    enrollments: pl.DataFrame
+
+    @classmethod
+    def empty(cls) -> Roster:
+        """The roster of a folder without any of the three files."""
+        return cls(
+            accounts=pl.DataFrame(schema=ACCOUNT_SCHEMA),
+            join_codes=pl.DataFrame(schema=JOIN_CODE_SCHEMA),
+            enrollments=pl.DataFrame(schema=ENROLLMENT_SCHEMA),
+        )
+
+
+ACCOUNT_SCHEMA = pl.Schema(
+    {
+        "tenant_id": pl.String(),
+        "scope": pl.String(),
+        "account_id": pl.String(),
+        "name": pl.String(),
+        "company": pl.String(),
+        "email": pl.String(),
+        "billing_type": pl.String(),
+        "credit_limit": pl.Decimal(38, 9),
+        "currency": pl.String(),
+        "status": pl.String(),
+        "timezone": pl.String(),
+    }
+)
+JOIN_CODE_SCHEMA = pl.Schema(
+    {
+        "tenant_id": pl.String(),
+        "code": pl.String(),
+        "reseller_id": pl.String(),
+    }
+)
+ENROLLMENT_SCHEMA = pl.Schema(
+    {
+        "client_id": pl.String(),
+        "join_code": pl.String(),
+        "tenant_id": pl.String(),
+        "reseller_id": pl.String(),
+        "enrolled_at": UTC_INSTANT,
+        "until": UTC_INSTANT,
+    }
+)
+
+
 @dataclass(frozen=True, eq=False)
 class ReferenceData:
     """One consistent, validated version of the reference data, indexed for rating."""
@@ -191,12 +259,15 @@ class ReferenceData:
     deck_index: DeckIndex
     associations: dict[Scope, AccountPlans]
     memberships: pl.DataFrame  # client_id, key
-    membership_index: IntervalIndex  # client key -> reseller index
+    #: client key -> reseller index: memberships.csv and enrollments.csv combined, disjoint
+    membership_index: IntervalIndex
     resellers: pl.Series  # reseller index -> reseller_id
     deck_arrays: DeckArrays
     plan_arrays: PlanArrays
     #: None: no origin group or time band anywhere, and ``deck_index`` is by plan index.
     origins_and_bands: OriginsAndBands | None = None
+    #: Accounts, join codes and enrollments (empty without their files); not read by rating.
+    roster: Roster = field(default_factory=Roster.empty)
 
     @property
     def plan_count(self) -> int:

@@ -20,6 +20,10 @@ MEMBERSHIPS_FILE = "memberships.csv"
 ORIGIN_GROUPS_FILE = "origin_groups.csv"
 TIME_BANDS_FILE = "time_bands.csv"
 HOLIDAYS_FILE = "holidays.csv"
+# Accounts as reference data (the roster), each optional.
+ACCOUNTS_FILE = "accounts.csv"
+JOIN_CODES_FILE = "join_codes.csv"
+ENROLLMENTS_FILE = "enrollments.csv"
 # Every file at the top of a plans folder, in the order the loader reads them.
 TOP_FILES = (
     PLANS_FILE,
@@ -28,6 +32,9 @@ TOP_FILES = (
     ORIGIN_GROUPS_FILE,
     TIME_BANDS_FILE,
     HOLIDAYS_FILE,
+    ACCOUNTS_FILE,
+    JOIN_CODES_FILE,
+    ENROLLMENTS_FILE,
 )
 
 

@@ -1,4 +1,4 @@
-"""Reference data: plans, decks, associations and memberships, loaded from a plans folder.
+"""Reference data: plans, decks, associations, memberships and the roster, from a plans folder.
 
 The folder layout and columns are those of DESIGN.md section 4. Loading validates everything and
 refuses the whole set with a :class:`ReferenceDataError` listing every problem (file, line,
@@ -24,6 +24,7 @@ from pipeline.rating.reference import (
     ReferenceData,
 )
 from pipeline.reference.csv_checks import LINE, read_csv
+from pipeline.reference.enrollments import combined_memberships
 from pipeline.reference.files import (
     ASSOCIATIONS_FILE,
     DECKS_DIR,
@@ -38,6 +39,7 @@ from pipeline.reference.origins_and_bands import (
     deck_names_problems,
     read_origins_and_bands,
 )
+from pipeline.reference.roster import read_roster
 from pipeline.reference.validation import (
     ASSOCIATION_COLUMNS,
     ASSOCIATION_REQUIRED,
@@ -47,6 +49,7 @@ from pipeline.reference.validation import (
     MEMBERSHIP_REQUIRED,
     PLAN_COLUMNS,
     PLAN_REQUIRED,
+    build_membership_index,
     empty_deck,
     empty_plans,
     validate_associations,
@@ -107,7 +110,11 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
         digest,
         optional_file=True,
     )
-    memberships, membership_index, resellers = validate_memberships(member_raw, problems)
+    member_intervals = validate_memberships(member_raw, problems)
+    roster, enrollments = read_roster(folder, problems, digest)
+    attributed = combined_memberships(member_intervals, enrollments, problems)
+    del member_intervals, enrollments
+    memberships, membership_index, resellers = build_membership_index(attributed)
 
     if problems:
         raise ReferenceDataError(problems)
@@ -152,6 +159,7 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
         deck_arrays=deck_arrays,
         plan_arrays=PlanArrays.of(plans),
         origins_and_bands=origins_and_bands,
+        roster=roster,
     )
 
 

@@ -2,8 +2,9 @@
 
 A publication is one version of a whole plans folder (DESIGN.md section 4). Its files are cut
 into chunks of at most :data:`CHUNK_BYTES` and sent to three compacted topics: ``plans.csv``,
-``decks/*.csv`` and the tariff-v2 files (``origin_groups.csv``, ``time_bands.csv``,
-``holidays.csv``) to ``rateplans.v1``, ``associations.csv`` to ``associations.v1``,
+``decks/*.csv``, the tariff-v2 files (``origin_groups.csv``, ``time_bands.csv``,
+``holidays.csv``) and the roster (``accounts.csv``, ``join_codes.csv``, ``enrollments.csv``) to
+``rateplans.v1``, ``associations.csv`` to ``associations.v1``,
 ``memberships.csv`` to ``memberships.v1``. Each chunk is keyed ``<version>/<file>#<chunk>``
 and carries the version in its headers too; last comes a manifest (key
 ``manifest/<version>`` on ``rateplans.v1``) naming, per file, its chunk count, size and SHA-256.

@@ -161,7 +161,7 @@ def validate_plans(raw: pl.DataFrame, problems: list[Problem]) -> pl.DataFrame:
         ).then(pl.lit(f"must be one of {', '.join(DURATION_ROUNDING_CODES)}")),
         problems,
     )
-    unknown_zones = [z for z in raw["timezone"].drop_nulls().unique().to_list() if not _is_zone(z)]
+    unknown_zones = [z for z in raw["timezone"].drop_nulls().unique().to_list() if not is_zone(z)]
     report(
         raw,
         file,
@@ -193,7 +193,7 @@ def validate_plans(raw: pl.DataFrame, problems: list[Problem]) -> pl.DataFrame:
     )
 
 
-def _is_zone(name: str) -> bool:
+def is_zone(name: str) -> bool:
     """Whether ``name`` is a time zone the rating core can convert to (polars' tz database)."""
     try:
         pl.Series([0], dtype=pl.Int64).cast(pl.Datetime("us", "UTC")).dt.convert_time_zone(name)
@@ -443,9 +443,12 @@ def validate_associations(
     return result
 
 
-def validate_memberships(
-    raw: pl.DataFrame | None, problems: list[Problem]
-) -> tuple[pl.DataFrame, IntervalIndex, pl.Series]:
+def validate_memberships(raw: pl.DataFrame | None, problems: list[Problem]) -> pl.DataFrame:
+    """``memberships.csv`` checked; its usable rows as intervals.
+
+    Columns: client_id, reseller_id, effective_from (text), effective_from_us,
+    effective_until_us and the row's line. Two overlapping memberships of one client are refused.
+    """
     file = MEMBERSHIPS_FILE
     frame = (
         raw
@@ -458,19 +461,37 @@ def validate_memberships(
         pl.all_horizontal(pl.col("client_id", "reseller_id", "effective_from_us").is_not_null())
     )
     overlaps(usable, file, ["client_id"], "membership of client", problems)
+    return usable.select(
+        "client_id",
+        "reseller_id",
+        "effective_from",
+        "effective_from_us",
+        "effective_until_us",
+        LINE,
+    )
+
+
+def build_membership_index(
+    intervals: pl.DataFrame,
+) -> tuple[pl.DataFrame, IntervalIndex, pl.Series]:
+    """The engine's membership index of disjoint intervals (client_id, reseller_id, *_us).
+
+    Returns the clients (client_id, key), the index (client key -> reseller index) and the
+    resellers (reseller index -> reseller_id).
+    """
     clients = (
-        usable.select("client_id")
+        intervals.select("client_id")
         .unique(maintain_order=True)
         .with_row_index("key")
         .with_columns(pl.col("key").cast(pl.Int64))
     )
     resellers = (
-        usable.select("reseller_id")
+        intervals.select("reseller_id")
         .unique(maintain_order=True)
         .with_row_index("reseller_index")
         .with_columns(pl.col("reseller_index").cast(pl.Int64))
     )
-    keyed = usable.join(clients, on="client_id", how="left", maintain_order="left").join(
+    keyed = intervals.join(clients, on="client_id", how="left", maintain_order="left").join(
         resellers, on="reseller_id", how="left", maintain_order="left"
     )
     index = IntervalIndex.build(

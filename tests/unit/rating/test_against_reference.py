@@ -354,3 +354,78 @@ def test_engine_equals_reference_on_random_v2_networks(
         cdrs = root / "cdrs.jsonl"
         cdrs.write_text("\n".join(json.dumps(r) for r in records) + "\n")
         _compare(root / "plans", cdrs, root, with_v2=True)
+
+
+# --- accounts as reference data: enrollments through join codes ------------------------------
+
+JOIN_CODES = "tenant_id,code,reseller_id\nt1,TAG-RES,res\nt1,TAG-OTHER,other\nt1,OPEN,\n"
+
+
+@st.composite
+def enrolled_networks(draw: st.DrawFn) -> tuple[dict[str, Any], str, list[dict[str, Any]]]:
+    """gw enrolls (and re-enrolls) through tagged and Direct codes; memberships.csv agrees.
+
+    gw2 keeps its reseller from memberships.csv only; gw3 is enrolled and in no membership.
+    """
+    plans = [plan("P", "customer"), plan("R", "reseller", decimals="3"), plan("O", "reseller")]
+    codes = {"TAG-RES": "res", "TAG-OTHER": "other", "OPEN": None}
+    chosen = draw(st.sets(st.integers(0, len(INSTANTS) - 2), min_size=1, max_size=4))
+    times = [INSTANTS[i] for i in sorted(chosen)]  # in time order (not text order)
+    lines = [("gw", draw(st.sampled_from(sorted(codes))), at) for at in times]
+    lines += [("gw3", draw(st.sampled_from(sorted(codes))), INSTANTS[1])]
+    memberships = [membership("gw2", "res", effective_until=INSTANTS[3])]
+    # memberships.csv may repeat what an enrollment of gw says (the same reseller, same span)
+    pick = draw(st.integers(0, len(times) - 1))
+    reseller = codes[lines[pick][1]]
+    if reseller is not None and draw(st.booleans()):
+        until = times[pick + 1] if pick + 1 < len(times) else ""
+        memberships.append(
+            membership("gw", reseller, effective_from=times[pick], effective_until=until)
+        )
+    folder = {
+        "plans": plans,
+        "decks": {"P": draw(decks()), "R": draw(decks()), "O": draw(decks())},
+        "associations": [
+            association("customer", "cust", "P"),
+            association("reseller", "res", "R"),
+            association("reseller", "other", "O"),
+        ],
+        "memberships": memberships,
+    }
+    enrollments = "client_id,join_code,enrolled_at\n" + "".join(
+        f"{client},{code},{at}\n" for client, code, at in draw(st.permutations(lines))
+    )
+    records = [
+        cdr(
+            cdr_id=f"c{i}",
+            client_id=draw(st.sampled_from(["gw", "gw", "gw2", "gw3", "nobody"])),
+            reseller_id=draw(st.sampled_from([None, None, None, "other"])),
+            callee=draw(st.sampled_from(PREFIXES)) + "123456",
+            start_time=draw(st.sampled_from([*INSTANTS, "2026-02-01T00:00:00Z"])),
+            duration_ms=draw(st.integers(0, 200_000)),
+        )
+        for i in range(draw(st.integers(1, 20)))
+    ]
+    return folder, enrollments, records
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(network=enrolled_networks())
+def test_engine_equals_reference_with_enrollments(
+    network: tuple[dict[str, Any], str, list[dict[str, Any]]],
+) -> None:
+    folder, enrollments, records = network
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        plans = write_plans(
+            root / "plans",
+            folder["plans"],
+            folder["decks"],
+            folder["associations"],
+            folder["memberships"],
+        )
+        (plans / "join_codes.csv").write_text(JOIN_CODES)
+        (plans / "enrollments.csv").write_text(enrollments)
+        cdrs = root / "cdrs.jsonl"
+        cdrs.write_text("\n".join(json.dumps(r) for r in records) + "\n")
+        _compare(plans, cdrs, root)
