@@ -98,3 +98,9 @@ def test_server_versions_parse(text: str, expected: tuple[int, int]) -> None:
 def test_a_version_that_is_not_one_is_refused(text: str) -> None:
     with pytest.raises(ValueError, match="not a ClickHouse version"):
         ServerVersion.parse(text)
+
+
+@pytest.mark.parametrize("service", ["clickhouse", "kafka", "prometheus", "grafana"])
+def test_the_deployment_guide_names_the_pinned_images(service: str) -> None:
+    guide = (DEPLOY.parent / "docs" / "deployment.md").read_text(encoding="utf-8")
+    assert f"`{VERSIONS['images'][service]}`" in guide
