@@ -53,10 +53,17 @@ ADMIN, RATER, ANALYST, RESELLER = (
     "vmgate_reseller",
 )
 # Tables holding rows of a tenant (a tenant_id column); every other table holds none.
-TENANT_TABLES = ("call_history", "payments", "balance_partitions")
+TENANT_TABLES = ("call_history", "payments", "balance_partitions", "client_status")
 # Tables the raters write (the call history, its key index, payments and the balances
 # pre-aggregation). cdr_days holds hashes of (tenant_id, cdr_id) and days, no tenant column.
-RATER_WRITES = ("call_history", "cdr_days", "payments", "balance_partitions", "balance_refreshes")
+RATER_WRITES = (
+    "call_history",
+    "cdr_days",
+    "payments",
+    "balance_partitions",
+    "balance_refreshes",
+    "client_status",
+)
 # The call-history columns a reseller may read: those reseller_call_history reads.
 RESELLER_CALL_HISTORY_COLUMNS = (
     "cdr_id",

@@ -53,8 +53,9 @@ PRE_HASHED_KEYS: dict[str, str] = {"cdr_days": "key"}
 # Bookkeeping of the balances pre-aggregation: fingerprints of data parts and sums computed from
 # them. Parts exist per shard, so these tables do too (replicated between a shard's replicas).
 SHARD_LOCAL_TABLES = frozenset({"balance_partitions", "balance_refreshes"})
-# Small tables every node needs whole: one replica set spanning the cluster.
-EVERY_NODE_TABLES = frozenset({"schema_migrations"})
+# Small tables every node needs whole: one replica set spanning the cluster (client_status: one
+# row per client and event, read with the roster on any node).
+EVERY_NODE_TABLES = frozenset({"schema_migrations", "client_status"})
 # Views computed on each shard and then added up over the shards: name -> (keys, summed columns).
 MERGED_ACROSS_SHARDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "rated_totals": (("tenant_id", "scope", "account_id", "currency"), ("amount", "calls")),

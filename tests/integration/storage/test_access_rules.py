@@ -105,6 +105,12 @@ def rated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rated]:
             )
             record_payment(opened, payout)
         refresh_balances(opened, datetime(2026, 12, 1, tzinfo=UTC))
+        for who, client, online in [(tenant, "c-1", 1), (tenant, "c-2", 0), (other[:6], "c-3", 1)]:
+            opened.execute(
+                "INSERT INTO client_status VALUES ({t:String}, {c:String}, {o:Bool}, "
+                "now64(6), now64(6))",
+                {"t": who, "c": client, "o": online},
+            )
         yield Rated(opened, tenant, reseller)
 
 
