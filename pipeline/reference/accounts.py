@@ -14,14 +14,13 @@ import polars as pl
 from pipeline.rating.cdr_contract import MAX_TEXT_CHARS
 from pipeline.rating.exceptions import Problem
 from pipeline.rating.money import (
-    ISO_4217,
     RATE_DECIMALS,
     decimal_text_problem,
     scaled_integer,
     units_to_arrow,
 )
 from pipeline.rating.reference import ACCOUNT_SCHEMA, JOIN_CODE_SCHEMA, Scope
-from pipeline.reference.csv_checks import LINE, report, required
+from pipeline.reference.csv_checks import LINE, currency_problem, report, required
 from pipeline.reference.files import ACCOUNTS_FILE, JOIN_CODES_FILE
 from pipeline.reference.validation import is_zone
 
@@ -132,15 +131,7 @@ def validate_accounts(raw: pl.DataFrame, problems: list[Problem]) -> pl.DataFram
     report(raw, file, "billing_type", one_of("billing_type", BILLING_TYPES), problems)
     report(raw, file, "status", one_of("status", STATUSES), problems)
     report(raw, file, "credit_limit", decimal_text_problem(pl.col("credit_limit")), problems)
-    report(
-        raw,
-        file,
-        "currency",
-        pl.when(
-            pl.col("currency").is_not_null() & ~pl.col("currency").is_in(sorted(ISO_4217))
-        ).then(pl.lit("not an ISO 4217 currency code")),
-        problems,
-    )
+    report(raw, file, "currency", currency_problem(), problems)
     report(
         raw,
         file,

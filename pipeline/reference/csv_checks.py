@@ -16,6 +16,7 @@ import numpy.typing as npt
 import polars as pl
 
 from pipeline.rating.exceptions import Problem
+from pipeline.rating.money import ISO_4217
 from pipeline.rating.timeparse import OPEN_END_US, parse_rfc3339
 from pipeline.reference.files import PlanFiles
 
@@ -169,6 +170,13 @@ def required(
             pl.when(pl.col(column).is_null()).then(pl.lit("required, empty")),
             problems,
         )
+
+
+def currency_problem(column: str = "currency") -> pl.Expr:
+    """Why a cell of ``column`` is not an ISO 4217 currency code (null when it is, or is empty)."""
+    return pl.when(pl.col(column).is_not_null() & ~pl.col(column).is_in(sorted(ISO_4217))).then(
+        pl.lit("not an ISO 4217 currency code")
+    )
 
 
 def integer_problem(column: str, low: int, high: int) -> pl.Expr:

@@ -12,7 +12,6 @@ from pipeline.prefix_trie import IntervalIndex, encoded_digits
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
 from pipeline.rating.exceptions import Problem
 from pipeline.rating.money import (
-    ISO_4217,
     ROUNDING_CODES,
     Rounding,
     decimal_text_problem,
@@ -27,6 +26,7 @@ from pipeline.rating.reference import (
 )
 from pipeline.reference.csv_checks import (
     LINE,
+    currency_problem,
     in_slices,
     integer_problem,
     overlaps,
@@ -112,15 +112,7 @@ def validate_plans(raw: pl.DataFrame, problems: list[Problem]) -> pl.DataFrame:
         ),
         problems,
     )
-    report(
-        raw,
-        file,
-        "currency",
-        pl.when(
-            pl.col("currency").is_not_null() & ~pl.col("currency").is_in(sorted(ISO_4217))
-        ).then(pl.lit("not an ISO 4217 currency code")),
-        problems,
-    )
+    report(raw, file, "currency", currency_problem(), problems)
     report(raw, file, "decimals", integer_problem("decimals", 0, MAX_PLAN_DECIMALS), problems)
     report(
         raw,

@@ -10,7 +10,6 @@ never measure time (the subprocess limits are safety nets).
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -33,6 +32,7 @@ from pipeline.services.startup import (
     open_store_when_ready,
 )
 from pipeline.testing.clickhouse_http import ChdbHttpServer
+from tests.support.startup import Waits, stop_installed, waits_logged
 
 PASSWORD = "p@ss:w/o%25rd #?&+ ='\"\\ $x é€ 密"
 GUARD_S = 60.0  # safety net for a subprocess; never asserted on
@@ -138,48 +138,26 @@ def test_credentials_in_the_url_and_in_the_environment_are_refused(tmp_path: Pat
 # -- waiting for ClickHouse --------------------------------------------------------------------
 
 
-class _FirstWait(logging.Handler):
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-        self.seen = threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-        self.seen.set()
-
-
 @pytest.fixture
-def first_wait() -> Iterator[_FirstWait]:
-    handler = _FirstWait()
-    logger = logging.getLogger("pipeline.services.startup")
-    logger.addHandler(handler)
-    try:
+def first_wait() -> Iterator[Waits]:
+    with waits_logged() as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 @pytest.fixture
 def stop() -> Iterator[StopSignal]:
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    stop = StopSignal()
-    stop.install()
-    try:
-        yield stop
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+    with stop_installed() as installed:
+        yield installed
 
 
 def test_a_server_that_starts_late_is_waited_for(
-    tmp_path: Path, first_wait: _FirstWait, stop: StopSignal
+    tmp_path: Path, first_wait: Waits, stop: StopSignal
 ) -> None:
     port = _refusing_port()
     late = ChdbHttpServer(tmp_path / "clickhouse", port=port, users={"vmgate": PASSWORD})
 
     def start_after_the_first_refusal() -> None:
-        if first_wait.seen.wait(GUARD_S):
+        if first_wait.first.wait(GUARD_S):
             late.start()
 
     starter = threading.Thread(target=start_after_the_first_refusal)
@@ -267,7 +245,7 @@ def _resetting() -> tuple[str, Callable[[], None]]:
 @pytest.mark.parametrize("server", [_answering_503, _resetting], ids=["http-503", "reset"])
 def test_5xx_and_resets_are_tried_again_until_the_wait_ends(
     server: Callable[[], tuple[str, Callable[[], None]]],
-    first_wait: _FirstWait,
+    first_wait: Waits,
     stop: StopSignal,
 ) -> None:
     url, close = server()

@@ -7,7 +7,6 @@ waits are short (``VMGATE_STARTUP_WAIT_S``); the tests count attempts, never mea
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import socket
@@ -26,8 +25,7 @@ from pipeline.services.startup import (
     wait_for_kafka,
 )
 from pipeline.sinks.topics import broker_not_ready
-
-STARTUP_LOG = "pipeline.services.startup"
+from tests.support.startup import Waits, stop_installed, waits_logged
 
 
 def _refusing_port() -> int:
@@ -37,44 +35,20 @@ def _refusing_port() -> int:
     return port  # bound, never listened on, closed: connections are refused
 
 
-class _Waits(logging.Handler):
-    """Collects the one-line wait messages and signals the first one."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.lines: list[str] = []
-        self.first = threading.Event()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(record.getMessage())
-        self.first.set()
-
-
 @pytest.fixture
-def waits() -> Iterator[_Waits]:
-    handler = _Waits()
-    logger = logging.getLogger(STARTUP_LOG)
-    logger.addHandler(handler)
-    try:
+def waits() -> Iterator[Waits]:
+    with waits_logged() as handler:
         yield handler
-    finally:
-        logger.removeHandler(handler)
 
 
 @pytest.fixture
 def stop() -> Iterator[StopSignal]:
-    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
-    stop = StopSignal()
-    stop.install()
-    try:
-        yield stop
-    finally:
-        for sig, handler in before.items():
-            signal.signal(sig, handler)
+    with stop_installed() as installed:
+        yield installed
 
 
 def test_a_clickhouse_that_refuses_is_tried_again_then_named(
-    waits: _Waits, stop: StopSignal
+    waits: Waits, stop: StopSignal
 ) -> None:
     port = _refusing_port()
     settings = load_settings(
@@ -100,7 +74,7 @@ def test_a_clickhouse_that_refuses_is_tried_again_then_named(
         assert "pw" not in line.replace("password", "")
 
 
-def test_no_wait_tries_once(waits: _Waits, stop: StopSignal) -> None:
+def test_no_wait_tries_once(waits: Waits, stop: StopSignal) -> None:
     port = _refusing_port()
     settings = load_settings(
         environ={"CLICKHOUSE_URL": f"http://127.0.0.1:{port}", "VMGATE_STARTUP_WAIT_S": "0"}
@@ -110,7 +84,7 @@ def test_no_wait_tries_once(waits: _Waits, stop: StopSignal) -> None:
     assert waits.lines == []
 
 
-def test_sigterm_ends_a_wait_at_once(waits: _Waits, stop: StopSignal) -> None:
+def test_sigterm_ends_a_wait_at_once(waits: Waits, stop: StopSignal) -> None:
     port = _refusing_port()
     settings = load_settings(
         environ={"CLICKHOUSE_URL": f"http://127.0.0.1:{port}", "VMGATE_STARTUP_WAIT_S": "600"}
@@ -136,7 +110,7 @@ def test_sigterm_ends_a_wait_at_once(waits: _Waits, stop: StopSignal) -> None:
     assert calls == ["late listener"]
 
 
-def test_a_kafka_that_refuses_is_named(waits: _Waits, stop: StopSignal) -> None:
+def test_a_kafka_that_refuses_is_named(waits: Waits, stop: StopSignal) -> None:
     port = _refusing_port()
     settings = load_settings(
         environ={"KAFKA_BOOTSTRAP": f"127.0.0.1:{port}", "VMGATE_STARTUP_WAIT_S": "3"}
