@@ -91,6 +91,8 @@ class Settings:
     dlq_topic: str = "cdr.dlq.v1"
     payments_topic: str = "payments.v1"
     payments_dlq_topic: str = "payments.dlq.v1"
+    client_status_topic: str = "client-status.v1"
+    client_status_dlq_topic: str = "client-status.dlq.v1"
     rateplans_topic: str = "rateplans.v1"
     associations_topic: str = "associations.v1"
     memberships_topic: str = "memberships.v1"
@@ -153,6 +155,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "VMGATE_DLQ_TOPIC": ("dlq_topic", str),
     "VMGATE_PAYMENTS_TOPIC": ("payments_topic", str),
     "VMGATE_PAYMENTS_DLQ_TOPIC": ("payments_dlq_topic", str),
+    "VMGATE_CLIENT_STATUS_TOPIC": ("client_status_topic", str),
+    "VMGATE_CLIENT_STATUS_DLQ_TOPIC": ("client_status_dlq_topic", str),
     "VMGATE_RATEPLANS_TOPIC": ("rateplans_topic", str),
     "VMGATE_ASSOCIATIONS_TOPIC": ("associations_topic", str),
     "VMGATE_MEMBERSHIPS_TOPIC": ("memberships_topic", str),
@@ -209,6 +213,8 @@ def _from_toml(path: Path) -> dict[str, Any]:
         "dlq_topic": kafka.get("dlq_topic"),
         "payments_topic": kafka.get("payments_topic"),
         "payments_dlq_topic": kafka.get("payments_dlq_topic"),
+        "client_status_topic": kafka.get("client_status_topic"),
+        "client_status_dlq_topic": kafka.get("client_status_dlq_topic"),
         "rateplans_topic": kafka.get("rateplans_topic"),
         "associations_topic": kafka.get("associations_topic"),
         "memberships_topic": kafka.get("memberships_topic"),

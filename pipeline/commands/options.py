@@ -60,6 +60,18 @@ def port(text: str) -> int:
     return _whole_number(text, 1, 65_535, "port number")
 
 
+def identifier(text: str) -> str:
+    """An id (tenant, client, ...): text that is not blank, at most 256 bytes in UTF-8."""
+    try:
+        size = len(text.encode())
+    except UnicodeEncodeError:  # undecodable bytes on the command line
+        size = -1
+    if not text.strip() or not 0 < size <= 256:
+        msg = f"{text[:64]!r} is not an id (1 to 256 bytes of text, not blank)"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
 def seconds(text: str) -> float:
     """A duration in seconds, 0 or more."""
     try:
@@ -88,6 +100,7 @@ _EXISTING_PATHS: Final = {
     "config": ("--config", "file"),
     "plans": ("--plans", "folder"),
     "cdrs": ("--cdrs", "file"),
+    "file": ("--file", "file"),
     "old": ("old", "folder"),
     "new": ("new", "folder"),
 }

@@ -24,7 +24,8 @@ def add_commands(commands: Any) -> None:
     setup = commands.add_parser(
         "setup",
         help="create the Kafka topics and apply the ClickHouse DDL (idempotent)",
-        description="Create the pipeline's topics (cdr.v1 with several partitions, cdr.dlq.v1) "
+        description="Create the pipeline's topics (cdr.v1 with several partitions, cdr.dlq.v1, "
+        "payments.v1, client-status.v1 and their dead-letter topics, the reference topics) "
         "with explicit settings if they do not exist, and apply the ClickHouse DDL to the store "
         "(the embedded one at --store, or the server at $CLICKHOUSE_URL). Safe to run again. "
         "Waits for Kafka and a ClickHouse server still starting ($VMGATE_STARTUP_WAIT_S, 120 s).",
@@ -51,7 +52,9 @@ def add_commands(commands: Any) -> None:
         help="run a rater: consume cdr.v1, rate, write call history, commit",
         description="Join the consumer group and rate CDRs from Kafka in large batches into call "
         "history (the embedded store at --store, or the ClickHouse server at $CLICKHOUSE_URL). "
-        "Rejected messages go to cdr.dlq.v1 with the reason. Offsets are committed, together "
+        "Rejected messages go to cdr.dlq.v1 with the reason. Payments (payments.v1) and client "
+        "online status (client-status.v1) are stored too, each by a consumer group of its own. "
+        "Offsets are committed, together "
         "with the dead letters in one Kafka transaction, only after the store acknowledged the "
         "batch. Kafka and a ClickHouse server still starting are waited for "
         "($VMGATE_STARTUP_WAIT_S, 120 s). SIGTERM/SIGINT: end any wait, or finish the batch in "
@@ -162,6 +165,7 @@ def _run(args: argparse.Namespace) -> int:
     stop.install()
     from pipeline.reference.feed import ReferenceFeed, ReferenceWatcher
     from pipeline.reference.loader import load_plans_folder
+    from pipeline.services.client_status_ingest import ClientStatusIngest
     from pipeline.services.metrics import RaterMetrics
     from pipeline.services.payments_ingest import PaymentsIngest
     from pipeline.services.rater import Rater, RaterStoppedError
@@ -212,6 +216,13 @@ def _run(args: argparse.Namespace) -> int:
                 settings.payments_dlq_topic,
                 store,
             ),
+            client_status=ClientStatusIngest(
+                settings.kafka(),
+                f"{settings.group_id}-client-status",
+                settings.client_status_topic,
+                settings.client_status_dlq_topic,
+                store,
+            ),
             reference_updates=watcher,
             metrics=metrics,
         )
@@ -229,5 +240,9 @@ def _run(args: argparse.Namespace) -> int:
         f"consumed {stats.consumed:,}, rated {stats.rated:,}, unrated {stats.unrated:,}, "
         f"rejected {stats.rejected:,}, batches {stats.batches:,}, "
         f"store failures {stats.store_failures:,}"
+    )
+    print(
+        f"client status: stored {stats.client_status_stored:,}, refused "
+        f"{stats.client_status_refused:,}, tombstones skipped {stats.client_status_tombstones:,}"
     )
     return 0

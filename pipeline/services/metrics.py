@@ -10,13 +10,15 @@ One registry per rater (no global state, so tests can build several). Names, all
   of each assigned partition, refreshed every few seconds;
 - ``store_write_errors_total``, ``store_write_retries_total``;
 - ``reference_data_info{version}`` = 1 for the version in use, and
-  ``reference_data_refused_total`` for publications refused (the rater kept the last good one).
+  ``reference_data_refused_total`` for publications refused (the rater kept the last good one);
+- ``client_status_stored_total`` and ``client_status_refused_total{reason}``: client online
+  status events (``client-status.v1``) stored, and sent to their dead-letter topic.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -76,6 +78,17 @@ class RaterMetrics:
             "published reference-data versions refused (the last good one stays in use)",
             registry=r,
         )
+        self.client_status_stored = Counter(
+            "vmgate_client_status_stored",
+            "client online-status events stored in client_status",
+            registry=r,
+        )
+        self.client_status_refused = Counter(
+            "vmgate_client_status_refused",
+            "client online-status messages sent to their dead-letter topic, by reason",
+            ["reason"],
+            registry=r,
+        )
         self._version: str | None = None
 
     def serve(self, port: int, address: str = "127.0.0.1") -> Any:
@@ -94,6 +107,12 @@ class RaterMetrics:
             self.rejected.labels(reason=reason).inc(count)
         self.batch_size.observe(consumed)
         self.batch_duration.observe(seconds)
+
+    def client_status(self, stored: int, refused_by_reason: Mapping[str, int]) -> None:
+        """Count one committed client-status batch."""
+        self.client_status_stored.inc(stored)
+        for reason, count in refused_by_reason.items():
+            self.client_status_refused.labels(reason=reason).inc(count)
 
     def reference_in_use(self, version: str) -> None:
         """Mark ``version`` as the one in use (the previous one is removed)."""

@@ -35,6 +35,7 @@ import pyarrow as pa
 
 from pipeline.rating.messages import rate_messages
 from pipeline.rating.reference import ReferenceData
+from pipeline.services.client_status_ingest import ClientStatusIngest
 from pipeline.services.metrics import RaterMetrics
 from pipeline.services.outcomes import Outcomes
 from pipeline.services.payments_ingest import PaymentsIngest
@@ -56,6 +57,9 @@ class RaterStats(Outcomes):
     aborted_batches: int = 0
     dropped_on_rebalance: int = 0
     reference_swaps: int = 0
+    client_status_stored: int = 0
+    client_status_refused: int = 0
+    client_status_tombstones: int = 0
 
 
 class RaterStoppedError(RuntimeError):
@@ -112,6 +116,7 @@ class Rater:
         backoff: Backoff | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         payments: PaymentsIngest | None = None,
+        client_status: ClientStatusIngest | None = None,
         reference_updates: ReferenceUpdates | None = None,
         metrics: RaterMetrics | None = None,
         max_unrecognised_attempts: int = 10,
@@ -129,6 +134,7 @@ class Rater:
         self.backoff = backoff or Backoff()
         self.clock = clock
         self.payments = payments
+        self.client_status = client_status
         self.reference_updates = reference_updates
         self.metrics = metrics or RaterMetrics()
         self.max_unrecognised_attempts = max_unrecognised_attempts
@@ -153,11 +159,14 @@ class Rater:
         self.committer.start()
         if self.payments is not None:
             self.payments.start()
+        if self.client_status is not None:
+            self.client_status.start()
         idle_since = self._monotonic()
         last_report = self._monotonic()
         try:
             while not self._stopping:
                 self._ingest_payments()
+                self._ingest_client_status()
                 self._swap_reference()
                 batch = self.source.next_batch(
                     self.batch_size, self.batch_timeout_s, self.batch_linger_s
@@ -167,8 +176,10 @@ class Rater:
                         self.exit_when_idle_s is not None
                         and self._monotonic() - idle_since >= self.exit_when_idle_s
                     ):
-                        if self.source.caught_up() and (
-                            self.payments is None or self.payments.caught_up()
+                        if (
+                            self.source.caught_up()
+                            and (self.payments is None or self.payments.caught_up())
+                            and (self.client_status is None or self.client_status.caught_up())
                         ):
                             log.info(
                                 "caught up and idle for %.1f s: exiting", self.exit_when_idle_s
@@ -187,6 +198,8 @@ class Rater:
             self.committer.close()
             if self.payments is not None:
                 self.payments.close()
+            if self.client_status is not None:
+                self.client_status.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
         return self.stats
@@ -198,6 +211,20 @@ class Rater:
             self.payments.poll()
         except Exception as exc:  # the store failed; the CDR path backs off on its own
             log.error("payments not written (%s): they will be consumed again", exc)
+
+    def _ingest_client_status(self) -> None:
+        if self.client_status is None:
+            return
+        try:
+            outcome = self.client_status.poll()
+        except Exception as exc:  # the store failed; the CDR path backs off on its own
+            log.error("client status not written (%s): it will be consumed again", exc)
+            return
+        self.stats.client_status_stored += outcome.stored
+        self.stats.client_status_refused += outcome.refused
+        self.stats.client_status_tombstones += outcome.tombstones
+        if outcome.stored or outcome.refused:
+            self.metrics.client_status(outcome.stored, outcome.refused_by_reason)
 
     def _swap_reference(self) -> None:
         """Between batches: take a newer good published version, if one was built."""

@@ -45,7 +45,7 @@ _DLQ_RECORD_BYTES = 2 * 1_048_576
 
 
 def pipeline_topics(settings: Settings) -> list[TopicSpec]:
-    """The topics ``setup`` creates: CDRs, payments and reference data in, dead letters out."""
+    """The topics ``setup`` creates: CDRs, payments, client status, reference data; dead letters."""
     return [
         *reference_topic_specs(settings),
         TopicSpec(
@@ -73,6 +73,22 @@ def pipeline_topics(settings: Settings) -> list[TopicSpec]:
         TopicSpec(settings.payments_topic, 3, {"cleanup.policy": "compact"}),
         TopicSpec(
             settings.payments_dlq_topic,
+            1,
+            {
+                "cleanup.policy": "delete",
+                "retention.ms": str(30 * _DAY_MS),
+                "max.message.bytes": str(_DLQ_RECORD_BYTES),
+            },
+        ),
+        # Client online status: compacted by client_id, so the topic holds each client's last
+        # published status (tombstones kept a day); the table keeps the newest by `at`.
+        TopicSpec(
+            settings.client_status_topic,
+            3,
+            {"cleanup.policy": "compact", "delete.retention.ms": str(_DAY_MS)},
+        ),
+        TopicSpec(
+            settings.client_status_dlq_topic,
             1,
             {
                 "cleanup.policy": "delete",

@@ -54,6 +54,14 @@ class Pipeline:
     group: str
     clickhouse_url: str | None = None
 
+    @property
+    def status_topic(self) -> str:
+        return f"{self.cdr_topic}-client-status"
+
+    @property
+    def status_dlq_topic(self) -> str:
+        return f"{self.cdr_topic}-client-status-dlq"
+
     def env(self) -> dict[str, str]:
         env = {
             **os.environ,
@@ -62,6 +70,8 @@ class Pipeline:
             "VMGATE_DLQ_TOPIC": self.dlq_topic,
             "VMGATE_PAYMENTS_TOPIC": f"{self.cdr_topic}-payments",
             "VMGATE_PAYMENTS_DLQ_TOPIC": f"{self.cdr_topic}-payments-dlq",
+            "VMGATE_CLIENT_STATUS_TOPIC": self.status_topic,
+            "VMGATE_CLIENT_STATUS_DLQ_TOPIC": self.status_dlq_topic,
             "VMGATE_GROUP": self.group,
         }
         if self.clickhouse_url:
@@ -132,7 +142,11 @@ def wait(process: subprocess.Popen[bytes], pipeline: Pipeline, name: str = "rate
     assert code == 0, (pipeline.root / f"{name}.log").read_text()[-3000:]
 
 
-def dead_letters(pipeline: Pipeline) -> list[tuple[bytes, dict[str, bytes]]]:
+def dead_letters(
+    pipeline: Pipeline, topic: str | None = None
+) -> list[tuple[bytes, dict[str, bytes]]]:
+    """The letters of ``topic`` (the CDR dead-letter topic unless given), read committed."""
+    dlq_topic = topic or pipeline.dlq_topic
     consumer = Consumer(
         {
             "bootstrap.servers": pipeline.bootstrap,
@@ -143,14 +157,12 @@ def dead_letters(pipeline: Pipeline) -> list[tuple[bytes, dict[str, bytes]]]:
         }
     )
     admin = AdminClient({"bootstrap.servers": pipeline.bootstrap})
-    partitions = (
-        admin.list_topics(pipeline.dlq_topic, timeout=10).topics[pipeline.dlq_topic].partitions
-    )
+    partitions = admin.list_topics(dlq_topic, timeout=10).topics[dlq_topic].partitions
     ends = {}
     for p in partitions:
-        _, high = consumer.get_watermark_offsets(TopicPartition(pipeline.dlq_topic, p), timeout=10)
+        _, high = consumer.get_watermark_offsets(TopicPartition(dlq_topic, p), timeout=10)
         ends[p] = high
-    consumer.assign([TopicPartition(pipeline.dlq_topic, p, 0) for p in partitions])
+    consumer.assign([TopicPartition(dlq_topic, p, 0) for p in partitions])
     letters: list[tuple[bytes, dict[str, bytes]]] = []
     positions = dict.fromkeys(partitions, 0)
     deadline = time.monotonic() + 60
@@ -166,21 +178,21 @@ def dead_letters(pipeline: Pipeline) -> list[tuple[bytes, dict[str, bytes]]]:
                     pairs = raw.items() if isinstance(raw, dict) else raw
                     headers = {str(k): v for k, v in pairs if isinstance(v, bytes)}
                     letters.append((value if isinstance(value, bytes) else b"", headers))
-            for tp in consumer.position(
-                [TopicPartition(pipeline.dlq_topic, p) for p in partitions]
-            ):
+            for tp in consumer.position([TopicPartition(dlq_topic, p) for p in partitions]):
                 positions[tp.partition] = max(tp.offset, 0)
     finally:
         consumer.close()
     return letters
 
 
-def lag(pipeline: Pipeline) -> int:
+def lag(pipeline: Pipeline, group: str | None = None) -> int:
+    """Messages between the group's committed offsets and the ends (the raters' unless given)."""
+    group = group or pipeline.group
     admin = AdminClient({"bootstrap.servers": pipeline.bootstrap})
     from confluent_kafka import ConsumerGroupTopicPartitions
 
-    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(pipeline.group)])
-    committed = future[pipeline.group].result().topic_partitions
+    future = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])
+    committed = future[group].result().topic_partitions
     consumer = Consumer({"bootstrap.servers": pipeline.bootstrap, "group.id": "lag-check"})
     try:
         lag = 0

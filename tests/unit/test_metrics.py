@@ -40,6 +40,8 @@ def test_batches_refusals_lag_and_version_are_served_over_http() -> None:
         metrics.write_errors.inc()
         metrics.write_retries.inc()
         metrics.lag_of([("cdr.v1", 0, 5), ("cdr.v1", 1, 0)])
+        metrics.client_status(4, Counter({"invalid:online": 2, "not_json": 1}))
+        metrics.client_status(3, Counter({"invalid:online": 1}))
         url = f"http://127.0.0.1:{server.server_port}/metrics"
         with urllib.request.urlopen(url, timeout=10) as response:
             samples = _samples(response.read().decode())
@@ -60,6 +62,9 @@ def test_batches_refusals_lag_and_version_are_served_over_http() -> None:
     # Only the version in use is reported.
     assert samples[("vmgate_reference_data_info", (("version", "v2"),))] == 1
     assert ("vmgate_reference_data_info", (("version", "v1"),)) not in samples
+    assert samples[("vmgate_client_status_stored_total", ())] == 7
+    assert samples[("vmgate_client_status_refused_total", (("reason", "invalid:online"),))] == 3
+    assert samples[("vmgate_client_status_refused_total", (("reason", "not_json"),))] == 1
 
 
 def test_json_log_lines_carry_time_level_logger_and_message() -> None:

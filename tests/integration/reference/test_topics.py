@@ -83,6 +83,8 @@ class Run:
             "VMGATE_DLQ_TOPIC": f"dlq-{self.tag}",
             "VMGATE_PAYMENTS_TOPIC": f"payments-{self.tag}",
             "VMGATE_PAYMENTS_DLQ_TOPIC": f"payments-dlq-{self.tag}",
+            "VMGATE_CLIENT_STATUS_TOPIC": f"client-status-{self.tag}",
+            "VMGATE_CLIENT_STATUS_DLQ_TOPIC": f"client-status-dlq-{self.tag}",
             "VMGATE_RATEPLANS_TOPIC": f"rateplans-{self.tag}",
             "VMGATE_ASSOCIATIONS_TOPIC": f"associations-{self.tag}",
             "VMGATE_MEMBERSHIPS_TOPIC": f"memberships-{self.tag}",
