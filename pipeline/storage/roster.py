@@ -288,7 +288,7 @@ def render_page(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> str
         msg = f"unknown format {fmt!r}: use table, json or csv"
         raise ValueError(msg)
     widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(columns)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip()]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     if not cells:
