@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline import __version__
-from pipeline.commands import clients, decks, money, rating, streaming, tools
+from pipeline.commands import clients, decks, money, rating, resellers, streaming, tools
 from pipeline.commands.options import Parser, refuse_after_parsing
 
 _EPILOG = """
@@ -58,7 +58,7 @@ def build_parser() -> Parser:
         "$VMGATE_LOG_FORMAT or text)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (rating, streaming, money, clients, decks, tools):
+    for group in (rating, streaming, money, clients, resellers, decks, tools):
         group.add_commands(commands)
     return parser
 

@@ -185,6 +185,16 @@ class OriginsAndBands:
 UTC_INSTANT = pl.Datetime("us", "UTC")
 
 
+MEMBERSHIP_SCHEMA = pl.Schema(
+    {
+        "client_id": pl.String(),
+        "reseller_id": pl.String(),
+        "effective_from_us": pl.Int64(),
+        "effective_until_us": pl.Int64(),
+    }
+)
+
+
 @dataclass(frozen=True, eq=False)
 class Roster:
     """Who the accounts are: ``accounts.csv``, ``join_codes.csv`` and ``enrollments.csv``.
@@ -199,11 +209,18 @@ class Roster:
     * ``join_codes``: tenant_id, code, reseller_id (null: Direct).
     * ``enrollments``: client_id, join_code, tenant_id and reseller_id of the code (null:
       Direct), enrolled_at, and until (the client's next enrollment; null: still current).
+    * ``memberships``: the reseller of each client over time as rating resolves it
+      (``memberships.csv`` and the enrollments combined, disjoint per client): client_id,
+      reseller_id, effective_from_us, effective_until_us (UTC microseconds; open end:
+      :data:`~pipeline.rating.timeparse.OPEN_END_US`). Empty until the loader sets it.
     """
 
     accounts: pl.DataFrame
     join_codes: pl.DataFrame
     enrollments: pl.DataFrame
+    memberships: pl.DataFrame = field(
+        default_factory=lambda: pl.DataFrame(schema=MEMBERSHIP_SCHEMA)
+    )
 
     @classmethod
     def empty(cls) -> Roster:

@@ -10,6 +10,7 @@ a publication on the reference topics (:mod:`pipeline.reference.files`).
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import polars as pl
 from pipeline.prefix_trie import DeckIndex, DeckRows
 from pipeline.rating.exceptions import Problem, ReferenceDataError
 from pipeline.rating.reference import (
+    MEMBERSHIP_SCHEMA,
     DeckArrays,
     PlanArrays,
     ReferenceData,
@@ -159,7 +161,9 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
         deck_arrays=deck_arrays,
         plan_arrays=PlanArrays.of(plans),
         origins_and_bands=origins_and_bands,
-        roster=roster,
+        roster=replace(
+            roster, memberships=attributed.select(list(MEMBERSHIP_SCHEMA)).cast(MEMBERSHIP_SCHEMA)
+        ),
     )
 
 

@@ -24,6 +24,7 @@ from pipeline.services.outcomes import Outcomes
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.files import DeadLetterFile, ParquetCallHistory
 from pipeline.sources.files import FileRange, line_ranges, read_jsonl_batches
+from pipeline.storage.roster import RosterRows, roster_rows
 
 DEFAULT_BATCH_SIZE = 100_000
 
@@ -84,8 +85,12 @@ def rate_file(
 ) -> RatingSummary:
     """Rate every line of ``cdrs``; rated rows to ``out`` (and ``store``), rejected to ``dlq``.
 
-    With ``part``, only that range of the file's lines (numbered as in the whole file).
+    With ``part``, only that range of the file's lines (numbered as in the whole file). With a
+    ``store``, the reference data's roster is written to it first, loaded at ``rated_at``
+    (idempotent: see :func:`pipeline.storage.roster.write_roster`).
     """
+    if store is not None:
+        store.write_roster(roster_rows(reference), rated_at)
     summary = RatingSummary()
     started = time.perf_counter()
     ids: list[pl.Series] = []
@@ -146,10 +151,16 @@ def rate_file_in_parallel(
                     parts_dir / f"{n:03d}.dlq.jsonl",
                     rated_at,
                     batch_size,
+                    store is not None and n == 0,
                 )
                 for n, part in enumerate(ranges)
             ]
-            results = [future.result() for future in futures]
+            results = []
+            for future in futures:
+                result, roster = future.result()
+                results.append(result)
+                if roster is not None and store is not None:
+                    store.write_roster(roster, rated_at)  # before any call history
         ids: list[pl.Series] = []
         with ParquetCallHistory(out) as parquet, dlq.open("wb") as dead:
             for n, result in enumerate(results):
@@ -190,8 +201,11 @@ def _rate_part(
     dlq: Path,
     rated_at: datetime,
     batch_size: int,
-) -> RatingSummary:
+    with_roster: bool,
+) -> tuple[RatingSummary, RosterRows | None]:
+    """Rate one range; with ``with_roster``, also return the roster rows to store."""
     from pipeline.reference.loader import load_plans_folder
 
     reference = load_plans_folder(plans)
-    return rate_file(reference, cdrs, out, dlq, rated_at, batch_size=batch_size, part=part)
+    summary = rate_file(reference, cdrs, out, dlq, rated_at, batch_size=batch_size, part=part)
+    return summary, roster_rows(reference) if with_roster else None

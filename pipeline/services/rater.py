@@ -12,7 +12,10 @@ SIGTERM or SIGINT let the batch in flight finish and commit, then the rater exit
 
 Reference data published to the topics (``decks import``) is watched in the background and a
 new version is swapped in between two batches, never during one; every row records the
-version it was rated with.
+version it was rated with. The roster of each version the rater rates with (accounts, join
+codes, enrollments, memberships: the Resellers page) is written to the store when the rater
+starts and when it swaps, and at the latest with the first batch rated with that version,
+under the same retries as call history (idempotent: :mod:`pipeline.storage.roster`).
 
 The rater reaches Kafka and storage only through seams (:class:`CdrSource`,
 :class:`BatchCommitter`, :class:`CallHistoryStore`, :class:`ReferenceUpdates`);
@@ -43,6 +46,7 @@ from pipeline.sinks.contracts import BatchCommitter, CallHistoryStore
 from pipeline.sinks.kafka_dlq import DeadLetter, DeadLetterError, TransactionAbortedError
 from pipeline.sources.contracts import CdrBatch, CdrSource
 from pipeline.storage.errors import StoreErrorKind, examine_store_error
+from pipeline.storage.roster import roster_rows
 
 log = logging.getLogger(__name__)
 
@@ -141,6 +145,7 @@ class Rater:
         self._monotonic = monotonic
         self.metrics.reference_in_use(reference.version)
         self._refusals_seen = 0
+        self._roster_written: str | None = None  # the version whose roster the store has
         self.stats = RaterStats()
         self._stopping = False
 
@@ -163,6 +168,7 @@ class Rater:
             self.client_status.start()
         idle_since = self._monotonic()
         last_report = self._monotonic()
+        self._try_roster()
         try:
             while not self._stopping:
                 self._ingest_payments()
@@ -247,6 +253,23 @@ class Rater:
         self.reference = newer
         self.metrics.reference_in_use(newer.version)
         self.stats.reference_swaps += 1
+        self._try_roster()
+
+    def _write_roster(self) -> None:
+        """The roster of the version in use, once per version (the store's write is idempotent)."""
+        if self._roster_written != self.reference.version:
+            # loaded_at is wall-clock time: ``clock`` stamps batches (tests script its ticks).
+            self.store.write_roster(roster_rows(self.reference), datetime.now(UTC))
+            self._roster_written = self.reference.version
+
+    def _try_roster(self) -> None:
+        """Write the roster now if the store takes it; else the next batch's write does."""
+        try:
+            self._write_roster()
+        except Exception as exc:  # the batch path retries it with backoff, or stops
+            log.warning(
+                "roster of reference data %s not written yet (%s)", self.reference.version, exc
+            )
 
     def _on_signal(self, signum: int, frame: FrameType | None) -> None:
         self.stop()
@@ -357,6 +380,7 @@ class Rater:
             if letters:
                 self.committer.begin()
                 self.committer.send(letters)  # acknowledged before anything is stored
+            self._write_roster()
             self.store.write_call_history(table)
             if not letters:
                 self.committer.begin()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Final, Self
 from urllib.parse import parse_qsl, unquote, urlsplit
 
@@ -21,8 +22,9 @@ import pyarrow as pa
 from pipeline.config import Secret
 from pipeline.rating.columns import call_history_batch, plain_type
 from pipeline.sinks.contracts import OpenedStore
-from pipeline.storage import moved_cdrs
+from pipeline.storage import moved_cdrs, roster
 from pipeline.storage.migrations import apply_migrations, quote_identifier
+from pipeline.storage.roster import RosterRows
 
 DEFAULT_DATABASE: Final = "vmgate"
 DEFAULT_USERNAME: Final = "default"
@@ -303,6 +305,10 @@ class ServerStore(OpenedStore):
     def repair_moved_cdrs(self) -> int:
         """Write tombstones missing for CDRs live in two days (see :func:`moved_cdrs.repair`)."""
         return moved_cdrs.repair(self.query, self._insert)
+
+    def write_roster(self, rows: RosterRows, loaded_at: datetime) -> bool:
+        """Write a version's roster idempotently (see :func:`roster.write_roster`)."""
+        return roster.write_roster(self.query, self._insert, rows, loaded_at)
 
     def _known_days(self, ids: pa.Table) -> pa.Table:
         """Run the key lookup with the batch's ids sent as external data (a table ``ids``).

@@ -20,8 +20,11 @@ from typing import TYPE_CHECKING, Protocol, Self
 import pyarrow as pa
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from pipeline.sinks.kafka_dlq import DeadLetter
     from pipeline.sources.contracts import PartitionOffset
+    from pipeline.storage.roster import RosterRows
 
 
 class CallHistoryStore(Protocol):
@@ -45,6 +48,14 @@ class CallHistoryStore(Protocol):
 
     def repair_moved_cdrs(self) -> int:
         """Write the tombstones missing for CDRs live in two days; return how many."""
+        ...
+
+    def write_roster(self, rows: RosterRows, loaded_at: datetime) -> bool:
+        """Write a version's roster, recorded as loaded at ``loaded_at``; idempotent.
+
+        False when there was nothing to do (the version is written and already current); see
+        :func:`pipeline.storage.roster.write_roster`.
+        """
         ...
 
     def query(self, sql: str, parameters: Mapping[str, object] | None = None) -> pa.Table:

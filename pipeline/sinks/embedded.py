@@ -16,11 +16,13 @@ import pyarrow as pa
 
 from pipeline.rating.columns import call_history_batch
 from pipeline.sinks.contracts import OpenedStore
-from pipeline.storage import moved_cdrs
+from pipeline.storage import moved_cdrs, roster
 from pipeline.storage.migrations import apply_migrations, quote_identifier
+from pipeline.storage.roster import RosterRows
 
 DEFAULT_DATABASE = "vmgate"
-_TABLES = frozenset({"call_history", "cdr_days"})  # what _insert writes
+# What _insert writes: call history, its key index, and the roster.
+_TABLES = frozenset({"call_history", "cdr_days", *roster.ROSTER_TABLES, roster.LOADS_TABLE})
 
 
 class EmbeddedStore(OpenedStore):
@@ -77,6 +79,10 @@ class EmbeddedStore(OpenedStore):
     def repair_moved_cdrs(self) -> int:
         """Write tombstones missing for CDRs live in two days (see :func:`moved_cdrs.repair`)."""
         return moved_cdrs.repair(self.query, self._insert)
+
+    def write_roster(self, rows: RosterRows, loaded_at: datetime) -> bool:
+        """Write a version's roster idempotently (see :func:`roster.write_roster`)."""
+        return roster.write_roster(self.query, self._insert, rows, loaded_at)
 
     def _known_days(self, ids: pa.Table) -> pa.Table:
         # chdb's Python(ids) reads the local variable ``ids`` of this frame.

@@ -53,7 +53,16 @@ ADMIN, RATER, ANALYST, RESELLER = (
     "vmgate_reseller",
 )
 # Tables holding rows of a tenant (a tenant_id column); every other table holds none.
-TENANT_TABLES = ("call_history", "payments", "balance_partitions", "client_status")
+TENANT_TABLES = (
+    "call_history",
+    "payments",
+    "balance_partitions",
+    "client_status",
+    "roster_accounts",
+    "roster_join_codes",
+    "roster_enrollments",
+    "roster_memberships",
+)
 # Tables the raters write (the call history, its key index, payments and the balances
 # pre-aggregation). cdr_days holds hashes of (tenant_id, cdr_id) and days, no tenant column.
 RATER_WRITES = (
@@ -63,6 +72,11 @@ RATER_WRITES = (
     "balance_partitions",
     "balance_refreshes",
     "client_status",
+    "roster_accounts",
+    "roster_join_codes",
+    "roster_enrollments",
+    "roster_memberships",
+    "roster_loads",
 )
 # The call-history columns a reseller may read: those reseller_call_history reads.
 RESELLER_CALL_HISTORY_COLUMNS = (

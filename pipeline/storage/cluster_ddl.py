@@ -54,8 +54,19 @@ PRE_HASHED_KEYS: dict[str, str] = {"cdr_days": "key"}
 # them. Parts exist per shard, so these tables do too (replicated between a shard's replicas).
 SHARD_LOCAL_TABLES = frozenset({"balance_partitions", "balance_refreshes"})
 # Small tables every node needs whole: one replica set spanning the cluster (client_status: one
-# row per client and event, read with the roster on any node).
-EVERY_NODE_TABLES = frozenset({"schema_migrations", "client_status"})
+# row per client and event, read with the roster on any node; the roster of each reference
+# version: accounts, join codes, enrollments, memberships, and when each version was loaded).
+EVERY_NODE_TABLES = frozenset(
+    {
+        "schema_migrations",
+        "client_status",
+        "roster_accounts",
+        "roster_join_codes",
+        "roster_enrollments",
+        "roster_memberships",
+        "roster_loads",
+    }
+)
 # Views computed on each shard and then added up over the shards: name -> (keys, summed columns).
 MERGED_ACROSS_SHARDS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "rated_totals": (("tenant_id", "scope", "account_id", "currency"), ("amount", "calls")),

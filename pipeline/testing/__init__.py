@@ -33,6 +33,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import polars as pl
 import pyarrow as pa
@@ -40,6 +41,7 @@ import pyarrow as pa
 from pipeline.rating.columns import CALL_HISTORY_SCHEMA, call_history_batch
 from pipeline.sinks.kafka_dlq import DeadLetter, TransactionAbortedError
 from pipeline.sources.contracts import CdrBatch, PartitionOffset
+from pipeline.storage.roster import RosterRows
 
 __all__ = [
     "Failures",
@@ -316,6 +318,10 @@ class InMemoryStore:
         """Calls of :meth:`write_call_history`, failed ones included."""
         self.failures = Failures()
         self.closed = False
+        self.rosters: dict[str, RosterRows] = {}
+        """Each version's roster rows, as first written."""
+        self.roster_loads: list[tuple[str, datetime]] = []
+        """Every load recorded: (reference version, loaded_at)."""
 
     def fail_next(self, error: BaseException, times: int = 1, *, after: int = 0) -> None:
         """After ``after`` more writes succeed, the next ``times`` raise ``error``."""
@@ -359,6 +365,18 @@ class InMemoryStore:
     def repair_moved_cdrs(self) -> int:
         """Nothing to repair: :meth:`call_history` keeps one row per CDR across days."""
         return 0
+
+    def write_roster(self, rows: RosterRows, loaded_at: datetime) -> bool:
+        """Keep a version's roster once and record its load, as the real stores do.
+
+        :attr:`rosters` holds each version's rows, :attr:`roster_loads` every (version,
+        loaded_at) recorded; loading the current version again records nothing.
+        """
+        if self.roster_loads and self.roster_loads[-1][0] == rows.version:
+            return False
+        self.rosters.setdefault(rows.version, rows)
+        self.roster_loads.append((rows.version, loaded_at))
+        return True
 
     def execute(self, sql: str, parameters: Mapping[str, object] | None = None) -> None:
         """Not supported: the in-memory store runs no SQL."""

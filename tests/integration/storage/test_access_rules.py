@@ -111,6 +111,17 @@ def rated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rated]:
                 "now64(6), now64(6))",
                 {"t": who, "c": client, "o": online},
             )
+        roster = {  # the synthetic network has no accounts.csv: a roster row per tenant table
+            "roster_accounts": "'v', {t:String}, 'reseller', 'r-1', 'R', '', 'r@x.example', "
+            "'prepaid', NULL, NULL, 'active', 'UTC'",
+            "roster_join_codes": "'v', {t:String}, concat('J-', {t:String}), 'r-1'",
+            "roster_enrollments": "'v', {t:String}, 'c-1', concat('J-', {t:String}), 'r-1', "
+            "now64(6), NULL",
+            "roster_memberships": "'v', {t:String}, 'c-1', 'r-1', now64(6), NULL",
+        }
+        for table, values in roster.items():
+            for who in (tenant, other[:6]):
+                opened.execute(f"INSERT INTO {table} VALUES ({values})", {"t": who})
         yield Rated(opened, tenant, reseller)
 
 

@@ -29,6 +29,7 @@ from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.embedded import EmbeddedStore
 from pipeline.sinks.kafka_dlq import DeadLetterError, TransactionAbortedError
 from pipeline.storage.errors import StoreErrorKind, examine_store_error
+from pipeline.storage.roster import RosterRows
 from pipeline.testing import InMemoryStore, ListCommitter, ListSource
 from tests.builders import RATED_AT, cdr, deck_row, encode, simple_reference
 
@@ -467,6 +468,37 @@ def test_new_reference_data_rates_the_batches_after_the_swap(
     registry = rater.metrics.registry
     assert registry.get_sample_value("vmgate_reference_data_refused_total") == 1
     assert registry.get_sample_value("vmgate_reference_data_info", {"version": dearer.version}) == 1
+
+
+def test_the_roster_of_each_version_is_written_at_start_and_at_the_swap(
+    reference: ReferenceData, tmp_path: Path
+) -> None:
+    dearer = simple_reference(tmp_path / "dearer", [deck_row("44", "0.25")])
+    source, committer, store = ListSource(encode(_cdrs(20))), ListCommitter(), InMemoryStore()
+    rater = _rater(source, committer, store, reference, reference_updates=_Publication(dearer, 2))
+    rater.run()
+
+    assert [version for version, _ in store.roster_loads] == [reference.version, dearer.version]
+    assert set(store.rosters) == {reference.version, dearer.version}
+
+
+def test_a_roster_the_store_refuses_at_start_is_written_with_the_first_batch(
+    reference: ReferenceData,
+) -> None:
+    class _RefusingOnce(InMemoryStore):
+        refusals = 1
+
+        def write_roster(self, rows: RosterRows, loaded_at: datetime) -> bool:
+            if self.refusals:
+                self.refusals -= 1
+                raise ConnectionRefusedError("store not reachable")
+            return super().write_roster(rows, loaded_at)
+
+    source, committer, store = ListSource(encode(_cdrs(5))), ListCommitter(), _RefusingOnce()
+    _rater(source, committer, store, reference).run()
+
+    assert [version for version, _ in store.roster_loads] == [reference.version]
+    assert store.rows_written() == 5
 
 
 # --- stopping and exiting -------------------------------------------------------------------
