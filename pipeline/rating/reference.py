@@ -266,6 +266,18 @@ ENROLLMENT_SCHEMA = pl.Schema(
 )
 
 
+#: ``fx_rates.csv``: one unit of ``currency`` buys ``rate`` units of ``quote`` from
+#: ``effective_from`` until the pair's next rate (exact, 12 decimal places).
+FX_RATE_SCHEMA = pl.Schema(
+    {
+        "currency": pl.String(),
+        "quote": pl.String(),
+        "rate": pl.Decimal(38, 12),
+        "effective_from": UTC_INSTANT,
+    }
+)
+
+
 @dataclass(frozen=True, eq=False)
 class ReferenceData:
     """One consistent, validated version of the reference data, indexed for rating."""
@@ -285,6 +297,9 @@ class ReferenceData:
     origins_and_bands: OriginsAndBands | None = None
     #: Accounts, join codes and enrollments (empty without their files); not read by rating.
     roster: Roster = field(default_factory=Roster.empty)
+    #: Exchange rates for reporting (:data:`FX_RATE_SCHEMA`; empty without ``fx_rates.csv``);
+    #: not read by rating: amounts are rated in their plan's currency.
+    fx_rates: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FX_RATE_SCHEMA))
 
     @property
     def plan_count(self) -> int:

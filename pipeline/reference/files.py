@@ -24,6 +24,8 @@ HOLIDAYS_FILE = "holidays.csv"
 ACCOUNTS_FILE = "accounts.csv"
 JOIN_CODES_FILE = "join_codes.csv"
 ENROLLMENTS_FILE = "enrollments.csv"
+# Exchange rates for reporting, optional.
+FX_RATES_FILE = "fx_rates.csv"
 # Every file at the top of a plans folder, in the order the loader reads them.
 TOP_FILES = (
     PLANS_FILE,
@@ -35,6 +37,7 @@ TOP_FILES = (
     ACCOUNTS_FILE,
     JOIN_CODES_FILE,
     ENROLLMENTS_FILE,
+    FX_RATES_FILE,
 )
 
 

@@ -35,6 +35,7 @@ from pipeline.reference.files import (
     FolderPlanFiles,
     PlanFiles,
 )
+from pipeline.reference.fx_rates import read_fx_rates
 from pipeline.reference.origins_and_bands import (
     Vocabulary,
     build_origins_and_bands,
@@ -114,6 +115,7 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
     )
     member_intervals = validate_memberships(member_raw, problems)
     roster, enrollments = read_roster(folder, problems, digest)
+    fx_rates = read_fx_rates(folder, problems, digest)
     attributed = combined_memberships(member_intervals, enrollments, problems)
     del member_intervals, enrollments
     memberships, membership_index, resellers = build_membership_index(attributed)
@@ -164,6 +166,7 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
         roster=replace(
             roster, memberships=attributed.select(list(MEMBERSHIP_SCHEMA)).cast(MEMBERSHIP_SCHEMA)
         ),
+        fx_rates=fx_rates,
     )
 
 
