@@ -8,6 +8,7 @@ from typing import Any
 
 from pipeline.commands.options import (
     STORE_HELP,
+    currency_code,
     format_option,
     instant,
     kafka_options,
@@ -60,10 +61,19 @@ def add_commands(commands: Any) -> None:
         help="per tenant and currency: customer totals, client totals, owed to resellers",
         description="Finance -> Billing: per tenant and currency, customer totals and payments "
         "in, VMGateClient totals and payouts, reseller totals, payouts and what is still owed "
-        "to resellers.",
+        "to resellers. With --currency C, every figure of a tenant converted into C (and the "
+        "margin: customer total - client total - reseller total): each call at the exchange "
+        "rate in effect at its start_time, each payment at its recorded_at (fx_rates.csv of "
+        "the current reference version), exact, rounded per amount to 6 decimals half up; "
+        "amounts with no rate in effect stay in their currency on 'unconverted' rows.",
     )
     overview.add_argument("--store", type=Path, default=Path("store"), help=STORE_HELP)
     overview.add_argument("--tenant", help="only this tenant")
+    overview.add_argument(
+        "--currency",
+        type=currency_code,
+        help="report in this ISO 4217 currency, converted at each call's own rate",
+    )
     format_option(overview)
 
     payment = commands.add_parser(
@@ -131,12 +141,16 @@ def _balances(args: argparse.Namespace) -> int:
 
 def _billing_overview(args: argparse.Namespace) -> int:
     from pipeline.storage.balances import billing_overview, refresh_balances
+    from pipeline.storage.fx import billing_overview_in
     from pipeline.storage.reports import render
 
     store = with_store(args)
     try:
-        refresh_balances(store)
-        table = billing_overview(store, args.tenant)
+        if args.currency:  # read live, per call: no pre-aggregated sums to refresh
+            table = billing_overview_in(store, args.currency, args.tenant)
+        else:
+            refresh_balances(store)
+            table = billing_overview(store, args.tenant)
     finally:
         store.close()
     print(render(table, args.format))

@@ -84,6 +84,16 @@ def seconds(text: str) -> float:
     return value
 
 
+def currency_code(text: str) -> str:
+    """An ISO 4217 currency code (``EUR``)."""
+    from pipeline.rating.money import ISO_4217
+
+    if text not in ISO_4217:
+        msg = f"{text[:64]!r} is not an ISO 4217 currency code (like EUR)"
+        raise argparse.ArgumentTypeError(msg)
+    return text
+
+
 def instant(text: str) -> datetime:
     """An RFC 3339 instant, as UTC."""
     from pipeline.rating.timeparse import parse_instant

@@ -64,7 +64,8 @@ TENANT_TABLES = (
     "roster_memberships",
 )
 # Tables the raters write (the call history, its key index, payments and the balances
-# pre-aggregation). cdr_days holds hashes of (tenant_id, cdr_id) and days, no tenant column.
+# pre-aggregation). cdr_days holds hashes of (tenant_id, cdr_id) and days, no tenant column;
+# fx_rates (the exchange rates of each reference version) holds no tenant column either.
 RATER_WRITES = (
     "call_history",
     "cdr_days",
@@ -77,6 +78,7 @@ RATER_WRITES = (
     "roster_enrollments",
     "roster_memberships",
     "roster_loads",
+    "fx_rates",
 )
 # The call-history columns a reseller may read: those reseller_call_history reads.
 RESELLER_CALL_HISTORY_COLUMNS = (

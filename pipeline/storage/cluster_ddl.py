@@ -55,7 +55,8 @@ PRE_HASHED_KEYS: dict[str, str] = {"cdr_days": "key"}
 SHARD_LOCAL_TABLES = frozenset({"balance_partitions", "balance_refreshes"})
 # Small tables every node needs whole: one replica set spanning the cluster (client_status: one
 # row per client and event, read with the roster on any node; the roster of each reference
-# version: accounts, join codes, enrollments, memberships, and when each version was loaded).
+# version: accounts, join codes, enrollments, memberships, and when each version was loaded;
+# the exchange rates of each version).
 EVERY_NODE_TABLES = frozenset(
     {
         "schema_migrations",
@@ -65,6 +66,7 @@ EVERY_NODE_TABLES = frozenset(
         "roster_enrollments",
         "roster_memberships",
         "roster_loads",
+        "fx_rates",
     }
 )
 # Views computed on each shard and then added up over the shards: name -> (keys, summed columns).

@@ -3,7 +3,9 @@
 Each reference-data version the pipeline rates with has its roster written to the
 ``roster_*`` tables of ``schemas/clickhouse/009_roster.sql``: accounts, join codes, enrollments
 and each client's memberships as the loader resolved them (``memberships.csv`` and the
-enrollments combined). :func:`roster_rows` turns a :class:`ReferenceData` into those rows;
+enrollments combined); and its exchange rates (``fx_rates.csv``) to ``fx_rates``
+(``schemas/clickhouse/010_fx_rates.sql``), read by :mod:`pipeline.storage.fx`.
+:func:`roster_rows` turns a :class:`ReferenceData` into those rows;
 :func:`write_roster` writes them through a store's insert, idempotently: a version already
 written is not written again, and recording a load of the version already current changes
 nothing. Callers rely on :func:`resellers_page` and :func:`join_codes_page` giving the rows of
@@ -33,12 +35,14 @@ from pipeline.rating.reference import ReferenceData, Roster, Scope
 from pipeline.rating.timeparse import OPEN_END_US
 from pipeline.sinks.contracts import CallHistoryStore
 
-#: The roster tables, in the order they are written (roster_loads, last, marks a version whole).
+#: The tables of a version, in the order they are written (roster_loads, last, marks a version
+#: whole): the roster, and the version's exchange rates (``fx_rates``, migration 010).
 ROSTER_TABLES = (
     "roster_accounts",
     "roster_join_codes",
     "roster_enrollments",
     "roster_memberships",
+    "fx_rates",
 )
 LOADS_TABLE = "roster_loads"
 
@@ -86,6 +90,15 @@ MEMBERSHIPS_SCHEMA = pa.schema(
         ("reseller_id", pa.string()),
         ("effective_from", _INSTANT),
         ("effective_until", _INSTANT),
+    ]
+)
+FX_RATES_SCHEMA = pa.schema(
+    [
+        ("reference_version", pa.string()),
+        ("currency", pa.string()),
+        ("quote", pa.string()),
+        ("rate", pa.decimal128(38, 12)),
+        ("effective_from", _INSTANT),
     ]
 )
 LOADS_SCHEMA = pa.schema([("reference_version", pa.string()), ("loaded_at", _INSTANT)])
@@ -153,11 +166,19 @@ def roster_rows(reference: ReferenceData) -> RosterRows:
         .then(pl.from_epoch("effective_until_us", time_unit="us"))
         .dt.replace_time_zone("UTC"),
     )
+    fx_rates = reference.fx_rates.select(
+        reference_version=version,
+        currency="currency",
+        quote="quote",
+        rate="rate",
+        effective_from="effective_from",
+    )
     frames = {
         "roster_accounts": (accounts, ACCOUNTS_SCHEMA),
         "roster_join_codes": (codes, JOIN_CODES_SCHEMA),
         "roster_enrollments": (enrollments, ENROLLMENTS_SCHEMA),
         "roster_memberships": (memberships, MEMBERSHIPS_SCHEMA),
+        "fx_rates": (fx_rates, FX_RATES_SCHEMA),
     }
     return RosterRows(
         reference.version,
