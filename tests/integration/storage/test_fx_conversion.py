@@ -347,3 +347,34 @@ def test_the_command_refuses_an_unknown_currency(capsys: pytest.CaptureFixture[s
 
 def _json(value: object) -> object:
     return format(value, "f") if isinstance(value, Decimal) else value
+
+
+def test_the_rates_are_those_of_the_version_loaded_last(tmp_path: Path) -> None:
+    first = load_plans_folder(_folder(tmp_path / "plans"))
+    folder = _folder(tmp_path / "plans-2")
+    (folder / "fx_rates.csv").write_text(
+        "currency,quote,rate,effective_from\nUSD,EUR,0.5,2026-01-01T00:00:00Z\n"
+    )
+    second = load_plans_folder(folder)
+    with open_path("embedded", tmp_path, unique_database()) as path:
+        store = path.store
+        _fill(store, first)
+        assert store.query("SELECT count() AS n FROM fx_rates").column("n")[0].as_py() == 5
+        assert store.write_roster(roster_rows(first), RATED_AT) is False  # written once
+
+        def client_in_eur() -> dict[str, object]:
+            rows = amounts_in(store, "EUR").to_pylist()
+            return {r["cdr_id"]: r["converted"] for r in rows if r["figure"] == "client"}
+
+        assert client_in_eur()["c-before"] is None
+        assert store.write_roster(roster_rows(second), datetime(2026, 4, 2, tzinfo=UTC))
+        # 1.234567 * 0.5 = 0.6172835 -> 0.617284 (half up); GBP has no rate in this version.
+        assert client_in_eur()["c-before"] == Decimal("0.617284")
+        overview = billing_overview_in(store, "EUR").to_pylist()
+        assert [(r["conversion"], r["currency"]) for r in overview] == [
+            ("converted", "EUR"),
+            ("unconverted", "GBP"),
+        ]
+        assert overview[1]["reseller_total"] == sum(a[2] for _, _, p in CALLS for a in [AMOUNTS[p]])
+        assert store.write_roster(roster_rows(first), datetime(2026, 4, 3, tzinfo=UTC))
+        assert client_in_eur()["c-before"] is None
