@@ -6,8 +6,9 @@ loads, versions and rates exactly as before (an absent file adds nothing to the 
 digest). Rating never reads the rates: they convert finished amounts for reports (the
 billing overview in one currency). Rates are exact decimals, positive, with at most
 :data:`FX_RATE_DECIMALS` decimal places and six integer digits (0.000000000001 to
-999999.999999999999: enough for every ISO 4217 pair quoted today, such as 1 USD = 25,400 VND
-or 1 VND = 0.000039370079 USD). Every problem is named with file, line, column and value.
+999999.999999999999, such as 1 USD = 25,400 VND or 1 VND = 0.000039370079 USD; a pair worth
+a million or more, say USD -> IRR at a market rate, is given the other way round, IRR -> USD,
+and converts by the inverse). Every problem is named with file, line, column and value.
 """
 
 from __future__ import annotations
