@@ -75,6 +75,7 @@ t1,customer,cust-post-ok,Post Ok,,,postpaid,100,EUR,active,
 t1,customer,cust-post-free,Post Free,,,postpaid,,,active,
 t1,customer,cust-spike,Spike,,,postpaid,,,active,
 t1,customer,cust-steady,Steady,,,postpaid,,,active,
+t1,customer,cust-busy,Busy,,,postpaid,,,active,
 t1,customer,cust-small,Small,,,postpaid,,,active,
 t1,customer,cust-ger,Germany,,,postpaid,,,active,
 t1,customer,cust-gone,Gone,,,postpaid,,,inactive,
@@ -123,6 +124,14 @@ def _calls() -> list[Call]:
         add("cust-spike", "gw-1", "44", LAST_HOUR + timedelta(minutes=minute))
     for hours in range(169):  # every hour of the trailing week and the last hour
         add("cust-steady", "gw-1", "33", LAST_HOUR - timedelta(hours=hours, minutes=-5))
+    # Busy in 100 of the 168 hours (0.50, then 1.00 an hour): over all 168 hours, zeros
+    # included, the median is 0.50 and 2.00 in the last hour is a spike; over its busy hours
+    # alone the median would be 1.00 and it would not be.
+    for hours in range(1, 101):
+        for n in range(1 if hours <= 50 else 2):
+            add("cust-busy", "gw-1", "44", LAST_HOUR - timedelta(hours=hours, minutes=-20 - n))
+    for minute in (15, 25, 35, 45):
+        add("cust-busy", "gw-1", "44", LAST_HOUR + timedelta(minutes=minute))
     add("cust-small", "gw-2", "33", LAST_HOUR + timedelta(minutes=20))
     add("cust-ger", "gw-usd", "49", NOW - timedelta(hours=2))
     add("cust-ger", "gw-2", "49", NOW - timedelta(hours=2, minutes=-5))
@@ -436,6 +445,8 @@ def test_each_kind_fires_on_its_case_and_not_on_its_control(network: Network) ->
     assert (over["figure"], over["threshold"]) == (Decimal("0.90"), Decimal("0.75"))
     spike = by_subject["cost_spike", "cust-spike"]
     assert (spike["figure"], spike["threshold"]) == (Decimal("2.00"), Decimal(0))
+    busy = by_subject["cost_spike", "cust-busy"]
+    assert (busy["figure"], busy["threshold"]) == (Decimal("2.00"), Decimal("1.50"))
     assert (spike["window_start"], spike["window_end"]) == (
         LAST_HOUR,
         LAST_HOUR + timedelta(hours=1),
