@@ -5,8 +5,8 @@ and names the function that runs them. Every command is a thin adapter: parse ar
 the clock where a rated-at instant is needed, call the pipeline, print a summary. What the user
 typed is refused while parsing, in one line (:mod:`pipeline.commands.options`); errors the user
 can fix later (bad reference data, a missing file) are printed without a traceback. Exit
-statuses: 0 done, 2 refused input, 3 a rater stopped on what retrying cannot mend (or a server
-did not come up within the startup wait).
+statuses: 0 done, 1 money alerts present (``alerts`` only), 2 refused input, 3 a rater
+stopped on what retrying cannot mend (or a server did not come up within the startup wait).
 """
 
 from __future__ import annotations
@@ -18,7 +18,16 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline import __version__
-from pipeline.commands import clients, decks, money, rating, resellers, streaming, tools
+from pipeline.commands import (
+    alerts,
+    clients,
+    decks,
+    money,
+    rating,
+    resellers,
+    streaming,
+    tools,
+)
 from pipeline.commands.options import Parser, refuse_after_parsing
 
 _EPILOG = """
@@ -31,7 +40,8 @@ CDRs are JSONL, one cdr.v1 object per line.
 Exit status: 0 done (also when SIGTERM/SIGINT ended a wait); 2 refused input: an option's
 value, in one line naming the option and the value, or reference data, naming file, line,
 column and value; 3 a rater stopped on a failure retrying cannot mend, or Kafka or ClickHouse
-did not accept connections within $VMGATE_STARTUP_WAIT_S (see docs/operations.md).
+did not accept connections within $VMGATE_STARTUP_WAIT_S (see docs/operations.md);
+`alerts` exits 1 when at least one money alert is present (0: none).
 """
 
 
@@ -58,7 +68,7 @@ def build_parser() -> Parser:
         "$VMGATE_LOG_FORMAT or text)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (rating, streaming, money, clients, resellers, decks, tools):
+    for group in (rating, streaming, money, clients, resellers, alerts, decks, tools):
         group.add_commands(commands)
     return parser
 

@@ -17,6 +17,7 @@ import os
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, Final
 
@@ -110,6 +111,16 @@ class Settings:
     #: How long ``setup`` and ``run`` wait for a Kafka broker or ClickHouse server that does not
     #: accept connections yet (a stack still starting); 0 tries once.
     startup_wait_s: float = 120.0
+    #: Money alerts (docs/alerts.md): prepaid credit below this amount, in the account's currency.
+    alert_prepaid_threshold: Decimal = Decimal(10)
+    #: A cost spike: the last complete hour's cost above k times the trailing median ...
+    alert_spike_k: Decimal = Decimal(3)
+    #: ... and at least this amount.
+    alert_spike_minimum: Decimal = Decimal(1)
+    #: The trailing window of the median, in hours.
+    alert_spike_hours: int = 168
+    #: The window of the negative-margin and inactive-traffic alerts, in hours up to now.
+    alert_window_hours: int = 24
 
     def kafka(self, **overrides: str | int | float | bool) -> KafkaConfig:
         """Settings for a librdkafka client: bootstrap, pass-through extras, then overrides."""
@@ -168,6 +179,11 @@ _ENV: dict[str, tuple[str, type]] = {
     "VMGATE_METRICS_PORT": ("metrics_port", int),
     "VMGATE_METRICS_ADDRESS": ("metrics_address", str),
     "VMGATE_STARTUP_WAIT_S": ("startup_wait_s", float),
+    "VMGATE_ALERT_PREPAID_THRESHOLD": ("alert_prepaid_threshold", Decimal),
+    "VMGATE_ALERT_SPIKE_K": ("alert_spike_k", Decimal),
+    "VMGATE_ALERT_SPIKE_MINIMUM": ("alert_spike_minimum", Decimal),
+    "VMGATE_ALERT_SPIKE_HOURS": ("alert_spike_hours", int),
+    "VMGATE_ALERT_WINDOW_HOURS": ("alert_window_hours", int),
 }
 
 #: Every environment variable the pipeline reads (``VMGATE_LOG_FORMAT`` is read by the CLI).
@@ -187,7 +203,7 @@ def load_settings(
         raw = env.get(name)
         if raw:
             try:
-                values[attribute] = kind(raw)
+                values[attribute] = decimal(raw) if kind is Decimal else kind(raw)
             except ValueError as exc:
                 msg = f"environment variable {name}={raw!r}: {exc}"
                 raise ValueError(msg) from exc
@@ -195,7 +211,31 @@ def load_settings(
     if not isinstance(wait, int | float) or not math.isfinite(wait) or wait < 0:
         msg = f"VMGATE_STARTUP_WAIT_S (startup.wait_s) must be 0 or more seconds, not {wait!r}"
         raise ValueError(msg)
+    for name in ("alert_prepaid_threshold", "alert_spike_k", "alert_spike_minimum"):
+        if name in values:
+            values[name] = decimal(values[name])
+    for name in ("alert_spike_hours", "alert_window_hours"):
+        hours = values.get(name, 1)
+        if isinstance(hours, bool) or not isinstance(hours, int) or hours < 1:
+            msg = f"{name} must be a whole number of hours, 1 or more, not {hours!r}"
+            raise ValueError(msg)
     return replace(Settings(), **values)
+
+
+def decimal(value: object) -> Decimal:
+    """An exact decimal from text or a TOML number (at most 9 decimal places); else ValueError."""
+    if isinstance(value, bool) or not isinstance(value, str | int | float | Decimal):
+        msg = f"{value!r} is not a decimal number"
+        raise ValueError(msg)
+    try:
+        number = Decimal(str(value).strip())
+    except InvalidOperation:
+        number = Decimal("NaN")
+    exponent = number.as_tuple().exponent
+    if not number.is_finite() or not isinstance(exponent, int) or exponent < -9:
+        msg = f"{value!r} is not a decimal number with at most 9 decimal places"
+        raise ValueError(msg)
+    return number
 
 
 def _from_toml(path: Path) -> dict[str, Any]:
@@ -205,6 +245,7 @@ def _from_toml(path: Path) -> dict[str, Any]:
     clickhouse = data.get("clickhouse", {})
     rater = data.get("rater", {})
     startup = data.get("startup", {})
+    alerts = data.get("alerts", {})
     out: dict[str, Any] = {}
     simple = {
         "kafka_bootstrap": kafka.get("bootstrap"),
@@ -227,6 +268,11 @@ def _from_toml(path: Path) -> dict[str, Any]:
         "metrics_port": rater.get("metrics_port"),
         "metrics_address": rater.get("metrics_address"),
         "startup_wait_s": startup.get("wait_s"),
+        "alert_prepaid_threshold": alerts.get("prepaid_threshold"),
+        "alert_spike_k": alerts.get("spike_k"),
+        "alert_spike_minimum": alerts.get("spike_minimum"),
+        "alert_spike_hours": alerts.get("spike_hours"),
+        "alert_window_hours": alerts.get("window_hours"),
     }
     out.update({k: v for k, v in simple.items() if v is not None})
     if "librdkafka" in kafka:

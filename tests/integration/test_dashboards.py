@@ -111,6 +111,7 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Data]:
         row = legs.row(0, named=True)
         tenant, currency = row["tenant_id"], row["customer_currency"]
         payouts = _record_payments(store, row, network.month_start)
+        _write_roster(store, row)
         # Merges would drop the raw duplicates test_money_panels_count_each_cdr_once counts;
         # the copies below add parts, which would start them. The views read FINAL anyway.
         store.execute("SYSTEM STOP MERGES call_history")
@@ -126,6 +127,31 @@ def data(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Data]:
             payouts=payouts,
             copies=copies,
         )
+
+
+def _write_roster(store: EmbeddedStore, row: dict[str, Any]) -> None:
+    """A roster for the money-alerts dashboard, loaded after the synthetic network's own.
+
+    The chosen tenant's customer is prepaid, its client postpaid with a credit limit of 0.01
+    and its reseller inactive (its calls are traffic through an inactive account).
+    """
+    accounts = [
+        ("customer", row["customer_id"], "prepaid", None, row["customer_currency"], "active"),
+        ("client", row["client_id"], "postpaid", "0.01", row["customer_currency"], "active"),
+        ("reseller", row["reseller_id"], "prepaid", None, None, "inactive"),
+    ]
+    for scope, account, billing, limit, currency, status in accounts:
+        store.execute(
+            "INSERT INTO roster_accounts VALUES ('dashboards', {t:String}, {s:String}, "
+            "{a:String}, {a:String}, '', '', {b:String}, {l:Nullable(Decimal(38, 9))}, "
+            "{c:Nullable(String)}, {st:String}, '')",
+            {"t": row["tenant_id"], "s": scope, "a": account, "b": billing, "l": limit}
+            | {"c": currency, "st": status},
+        )
+    at = datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    store.execute(
+        "INSERT INTO roster_loads VALUES ('dashboards', {at:DateTime64(6, 'UTC')})", {"at": at}
+    )
 
 
 def _copy_tenant(store: EmbeddedStore, tenant: str, copy: str) -> None:
@@ -146,6 +172,12 @@ def _copy_tenant(store: EmbeddedStore, tenant: str, copy: str) -> None:
         "INSERT INTO payments SETTINGS optimize_on_insert = 0"
         " SELECT * REPLACE ({copy:String} AS tenant_id)"
         " FROM (SELECT * FROM payments WHERE tenant_id = {tenant:String})",
+        parameters,
+    )
+    store.execute(
+        "INSERT INTO roster_accounts"
+        " SELECT * REPLACE ({copy:String} AS tenant_id)"
+        " FROM (SELECT * FROM roster_accounts WHERE tenant_id = {tenant:String})",
         parameters,
     )
     counts = store.query(
@@ -208,6 +240,7 @@ def test_the_dashboards_have_clickhouse_queries() -> None:
         "traffic-revenue-cost.json",
         "owed-to-resellers.json",
         "unrated-rejected.json",
+        "money-alerts.json",
     }
     assert len(CLICKHOUSE_QUERIES) >= 20
 
@@ -387,7 +420,7 @@ def test_the_hostile_checks_cover_every_query_with_a_variable() -> None:
     assert set(map(id, _queries_using("tenant"))) == set(map(id, with_variables))
     assert len(_queries_using("currency")) >= 10
     # Only the tenant list itself has no variable.
-    assert [q.where for q in CLICKHOUSE_QUERIES if not _variables(q)] == ["variable tenant"] * 3
+    assert [q.where for q in CLICKHOUSE_QUERIES if not _variables(q)] == ["variable tenant"] * 4
 
 
 @pytest.mark.parametrize("label", list(HOSTILE))

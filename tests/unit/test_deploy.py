@@ -530,9 +530,10 @@ def test_grafana_datasources_reach_the_compose_services(compose: dict[str, Any])
 DASHBOARDS = load_dashboards()
 
 
-def test_the_four_dashboards_are_there() -> None:
+def test_the_five_dashboards_are_there() -> None:
     assert set(DASHBOARDS) == {
         "traffic-revenue-cost.json",
+        "money-alerts.json",
         "owed-to-resellers.json",
         "unrated-rejected.json",
         "rater-throughput-lag.json",
