@@ -41,11 +41,17 @@ change with any commit. They are, in the order ``write_network`` uses them:
 * ``_price_shape`` and ``_origins_and_bands``: tariff v2 (DESIGN.md section 8), on when the spec
   asks for it (``price_shape``, ``origins_and_bands``), each from a generator of its own so a
   network without it is byte-for-byte what it was before;
+* ``_roster``: the roster part (``accounts``): ``accounts.csv``, ``join_codes.csv``,
+  ``enrollments.csv`` (derived from the memberships, so they agree) and ``fx_rates.csv`` in the
+  plans folder, client status events and payments as JSONL next to the CDR file, and a burst of
+  calls appended to the CDR file, designed so that every money alert fires at the end of the
+  month (``RosterSummary`` says what was designed); from a generator of its own too;
 * ``_network``: ``write_network``, which writes the plans folder and calls the rest.
 """
 
 from pipeline.synthetic._malformed import MALFORMED_KINDS
 from pipeline.synthetic._network import write_network
+from pipeline.synthetic._roster import RosterSummary
 from pipeline.synthetic._spec import NetworkSpec, NetworkSummary
 
-__all__ = ["MALFORMED_KINDS", "NetworkSpec", "NetworkSummary", "write_network"]
+__all__ = ["MALFORMED_KINDS", "NetworkSpec", "NetworkSummary", "RosterSummary", "write_network"]

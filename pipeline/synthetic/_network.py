@@ -14,6 +14,7 @@ from pathlib import Path
 
 from pipeline.synthetic import _origins_and_bands as v2
 from pipeline.synthetic import _price_shape as shape
+from pipeline.synthetic import _roster as roster
 from pipeline.synthetic._accounts import (
     ASSOCIATIONS_HEADER,
     MEMBERSHIPS_HEADER,
@@ -105,14 +106,27 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
     _write_csv(plans_dir / "associations.csv", ASSOCIATIONS_HEADER, association_rows)
     _write_csv(plans_dir / "memberships.csv", MEMBERSHIPS_HEADER, membership_rows)
     malformed_lines, malformed_kinds = write_cdrs(spec, rng, tenants, clock, cdrs_path)
+    designed = None
+    if spec.accounts:  # last, from its own generator: nothing above draws differently
+        designed = roster.write_roster(
+            roster.roster_rng(spec.seed),
+            tenants,
+            association_rows,
+            membership_rows,
+            clock,
+            spec.currencies,
+            plans_dir,
+            cdrs_path,
+        )
+    burst = designed.burst_cdrs if designed is not None else 0
 
     paid = tuple(r for t in tenants for r in t.resellers[: len(t.plans["reseller"])])
     all_resellers = tuple(r for t in tenants for r in t.resellers)
     return NetworkSummary(
         plans_dir=plans_dir,
         cdrs_path=cdrs_path,
-        cdrs_written=spec.cdrs,
-        valid_cdrs=spec.cdrs - len(malformed_lines),
+        cdrs_written=spec.cdrs + burst,
+        valid_cdrs=spec.cdrs + burst - len(malformed_lines),
         malformed_lines=malformed_lines,
         malformed_kinds=malformed_kinds,
         tenant_ids=tuple(tenant_ids),
@@ -126,6 +140,7 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
         change_instants=clock.instants,
         month_start=clock.month_start,
         month_end=clock.month_end,
+        roster=designed,
     )
 
 

@@ -5,6 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from pipeline.synthetic._roster import RosterSummary
 
 
 @dataclass(frozen=True)
@@ -29,6 +33,7 @@ class NetworkSpec:
     currencies: tuple[str, ...] = ("EUR", "USD")
     price_shape: bool = False  # tariff v2: initial rates, grace, min/max cost, duration rounding
     origins_and_bands: bool = False  # tariff v2: zones, time bands, holidays, origin groups
+    accounts: bool = False  # the roster, FX rates, client status, payments, a burst for alerts
 
 
 @dataclass(frozen=True)
@@ -52,6 +57,7 @@ class NetworkSummary:
     change_instants: tuple[datetime, ...]
     month_start: datetime
     month_end: datetime
+    roster: RosterSummary | None = None  # with ``accounts``: what the roster part wrote
 
 
 def check_spec(spec: NetworkSpec) -> None:
@@ -71,6 +77,8 @@ def check_spec(spec: NetworkSpec) -> None:
             f"plans={spec.plans} is too few: {needed} needed (one per paid reseller "
             "and at least one customer plan per tenant)"
         )
+    if spec.accounts and (spec.customers_per_tenant < 2 or spec.resellers_per_tenant < 2):
+        problems.append("accounts needs customers_per_tenant >= 2 and resellers_per_tenant >= 2")
     if problems:
         msg = "invalid NetworkSpec: " + "; ".join(problems)
         raise ValueError(msg)

@@ -62,9 +62,14 @@ def _compare(plans: Path, cdrs: Path, tmp: Path, *, with_v2: bool = False) -> tu
     return len(expected.rows), len(expected.rejected)
 
 
-@pytest.mark.parametrize("v2", [False, True], ids=["v1", "v2"])
-def test_generated_network_equals_reference(tmp_path: Path, v2: bool) -> None:
-    """v2: every section 8 feature (zones, bands, holidays, origins and the price shape)."""
+@pytest.mark.parametrize(
+    ("v2", "accounts"), [(False, False), (True, False), (True, True)], ids=["v1", "v2", "roster"]
+)
+def test_generated_network_equals_reference(tmp_path: Path, v2: bool, accounts: bool) -> None:
+    """v2: every section 8 feature (zones, bands, holidays, origins and the price shape).
+
+    roster: v2 with the roster part too (enrollments beside memberships, the alerts' burst).
+    """
     spec = NetworkSpec(
         seed=11,
         plans=15,
@@ -72,6 +77,7 @@ def test_generated_network_equals_reference(tmp_path: Path, v2: bool) -> None:
         cdrs=6_000,
         price_shape=v2,
         origins_and_bands=v2,
+        accounts=accounts,
     )
     summary = write_network(spec, tmp_path / "plans", tmp_path / "cdrs.jsonl")
     rated, rejected = _compare(tmp_path / "plans", tmp_path / "cdrs.jsonl", tmp_path, with_v2=v2)

@@ -461,6 +461,7 @@ def test_the_public_api_is_what_the_package_exports() -> None:
         "MALFORMED_KINDS",
         "NetworkSpec",
         "NetworkSummary",
+        "RosterSummary",
         "write_network",
     ]
     package = Path(synthetic.__file__).parent
@@ -514,3 +515,89 @@ def test_tariff_v2_is_drawn_on_its_own(tmp_path: Path) -> None:
     assert shaped is not None
     write_network(v2, tmp_path / "again" / "plans", tmp_path / "again" / "cdrs.jsonl")
     assert _files(tmp_path / "again") == _files(tmp_path / "v2")  # the same seed, the same files
+
+
+def test_accounts_are_drawn_on_their_own(tmp_path: Path) -> None:
+    """The roster part adds files and appends its burst; every other byte stays what it was."""
+    spec = NetworkSpec(seed=5, prefixes_per_plan=300, cdrs=1_500, price_shape=True)
+    with_roster = replace(spec, accounts=True)
+    plain = write_network(spec, tmp_path / "off" / "plans", tmp_path / "off" / "cdrs.jsonl")
+    summary = write_network(with_roster, tmp_path / "on" / "plans", tmp_path / "on" / "cdrs.jsonl")
+    before, after = _files(tmp_path / "off"), _files(tmp_path / "on")
+    roster = summary.roster
+    assert roster is not None
+    assert plain.roster is None
+    for name, content in before.items():
+        if name == "cdrs.jsonl":
+            assert after[name].startswith(content)  # the burst is appended, nothing else moves
+        else:
+            assert after[name] == content, name
+    assert set(after) - set(before) == {
+        "plans/accounts.csv",
+        "plans/join_codes.csv",
+        "plans/enrollments.csv",
+        "plans/fx_rates.csv",
+        "cdrs.client_status.jsonl",
+        "cdrs.payments.jsonl",
+    }
+    burst = after["cdrs.jsonl"][len(before["cdrs.jsonl"]) :].decode().splitlines()
+    assert len(burst) == roster.burst_cdrs == summary.valid_cdrs - plain.valid_cdrs > 0
+    assert summary.malformed_lines == plain.malformed_lines
+    hour_start = roster.alerts_now - timedelta(hours=1)
+    for line in burst:
+        call = json.loads(line)
+        assert call["customer_id"] == roster.spike_customer
+        assert hour_start <= ts(call["start_time"]) < roster.alerts_now
+    write_network(with_roster, tmp_path / "again" / "plans", tmp_path / "again" / "cdrs.jsonl")
+    assert _files(tmp_path / "again") == after  # the same seed, the same files
+
+
+def test_accounts_roster_is_complete_and_loads(tmp_path: Path) -> None:
+    spec = NetworkSpec(seed=3, prefixes_per_plan=300, cdrs=1_000, accounts=True)
+    summary = write_network(spec, tmp_path / "plans", tmp_path / "cdrs.jsonl")
+    roster = summary.roster
+    assert roster is not None
+    plans_dir = tmp_path / "plans"
+    _, accounts = read_csv(plans_dir / "accounts.csv")
+    listed = {(a["scope"], a["account_id"]) for a in accounts}
+    assert listed == {
+        *(("customer", c) for c in summary.customer_ids),
+        *(("client", c) for c in summary.client_ids),
+        *(("reseller", r) for r in summary.reseller_ids),
+    }
+    assert {a["billing_type"] for a in accounts} == {"prepaid", "postpaid"}
+    assert any(a["credit_limit"] for a in accounts)
+    inactive = [a for a in accounts if a["status"] == "inactive"]
+    assert [(a["scope"], a["account_id"]) for a in inactive] == [
+        ("reseller", roster.inactive_reseller)
+    ]
+    assert len({a["timezone"] for a in accounts}) >= 4
+    assert all(a["email"] for a in accounts if a["scope"] == "reseller")
+    _, codes = read_csv(plans_dir / "join_codes.csv")
+    assert sorted(c["reseller_id"] for c in codes if c["reseller_id"]) == sorted(
+        summary.reseller_ids
+    )
+    direct = {c["tenant_id"] for c in codes if not c["reseller_id"]}
+    assert direct == set(summary.tenant_ids)
+    _, enrollments = read_csv(plans_dir / "enrollments.csv")
+    per_client = Counter(e["client_id"] for e in enrollments)
+    assert set(per_client) == set(summary.client_ids)
+    assert max(per_client.values()) >= 2  # a re-enrollment
+    _, rates = read_csv(plans_dir / "fx_rates.csv")
+    assert {r["quote"] for r in rates} == {roster.reporting_currency}
+    changes = [ts(r["effective_from"]) for r in rates]
+    assert any(summary.month_start < at < summary.month_end for at in changes)  # mid-period
+    reference = load_plans_folder(plans_dir)  # enrollments agree with memberships.csv
+    assert reference.roster.accounts.height == len(accounts)
+    assert reference.fx_rates.height == len(rates)
+    statuses = [json.loads(line) for line in roster.client_status_path.read_text().splitlines()]
+    assert {s["client_id"] for s in statuses} == set(summary.client_ids)
+    assert {s["online"] for s in statuses} == {True, False}
+    payments = [json.loads(line) for line in roster.payments_path.read_text().splitlines()]
+    assert {p["kind"] for p in payments} >= {"customer_payment_in", "reseller_payout_out"}
+
+
+def test_accounts_need_two_customers_and_two_resellers(tmp_path: Path) -> None:
+    spec = NetworkSpec(resellers_per_tenant=1, plans=4, accounts=True)
+    with pytest.raises(ValueError, match="accounts needs"):
+        write_network(spec, tmp_path / "plans", tmp_path / "cdrs.jsonl")
