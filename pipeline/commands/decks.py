@@ -9,6 +9,7 @@ from typing import Any
 
 from pipeline.commands.options import (
     STORE_HELP,
+    currency_code,
     format_option,
     kafka_options,
     settings_of,
@@ -58,7 +59,10 @@ def add_commands(commands: Any) -> None:
         "plans folder given, without writing anything, and report revenue (customer leg), cost "
         "(client and reseller legs) and margin before, after and the change, per currency, by "
         "leg, destination, customer and reseller. Re-rating the same window for real "
-        "(`rerate`) moves balances by exactly these changes.",
+        "(`rerate`) moves balances by exactly these changes. With --currency C, every amount "
+        "before and after converted into C at the rate in effect at its call's start_time (as "
+        "billing-overview --currency); amounts with no rate in effect stay in their currency on "
+        "'unconverted' rows.",
     )
     simulate.add_argument("--plans", type=Path, required=True, help="new plans folder")
     simulate.add_argument("--store", type=Path, default=Path("store"), help=STORE_HELP)
@@ -69,6 +73,11 @@ def add_commands(commands: Any) -> None:
         choices=["all", "leg", "destination", "customer", "reseller"],
         default="all",
         help="which breakdown to print (all)",
+    )
+    simulate.add_argument(
+        "--currency",
+        type=currency_code,
+        help="report in this ISO 4217 currency, converted at each call's own rate",
     )
     format_option(simulate)
     imports.set_defaults(run=_decks_import)
@@ -139,7 +148,15 @@ def _decks_simulate(args: argparse.Namespace) -> int:
     reference = load_plans_folder(args.plans)
     store = with_store(args)
     try:
-        result = simulate(store, reference, args.start, args.end, args.tenant, Progress("days"))
+        result = simulate(
+            store,
+            reference,
+            args.start,
+            args.end,
+            args.tenant,
+            Progress("days"),
+            currency=args.currency,
+        )
     finally:
         store.close()
     dimensions = DIMENSIONS if args.by == "all" else (args.by,)

@@ -12,10 +12,12 @@ dropped: it stays in its own currency, on a row marked ``unconverted``.
 
 from __future__ import annotations
 
+import polars as pl
 import pyarrow as pa
 
 from pipeline.rating.money import ISO_4217
 from pipeline.sinks.contracts import CallHistoryStore
+from pipeline.storage.migrations import load_migrations
 
 #: The columns of :func:`billing_overview_in`, in order.
 CONVERTED_OVERVIEW_COLUMNS = (
@@ -101,3 +103,94 @@ def _sql(template: str, currency: str, tenant: str | None) -> tuple[str, dict[st
         where = "WHERE tenant_id = {tenant:String}"
         parameters["tenant"] = tenant
     return template.format(where=where), parameters
+
+
+#: How many distinct amounts :func:`convert_amounts` sends per query (bound array parameters).
+CONVERT_CHUNK = 1_000
+
+_INPUT_SQL = """
+    SELECT '' AS tenant_id, '' AS figure, toString(x.1) AS cdr_id, x.2 AS currency,
+           toDecimal128(x.4, 6) AS amount, toDateTime64(x.3, 6, 'UTC') AS at
+    FROM system.one
+    ARRAY JOIN arrayZip(
+        range(length({currencies:Array(String)})), {currencies:Array(String)},
+        {instants:Array(String)}, {amounts:Array(String)}
+    ) AS x
+"""
+
+
+def convert_amounts(store: CallHistoryStore, currency: str, items: pa.Table) -> pa.Table:
+    """Convert any amounts into ``currency`` exactly as ``amounts_in_currency`` does.
+
+    ``items``: columns ``currency`` (string), ``at`` (timestamp, UTC) and ``amount``
+    (decimal, at most 6 places). Returns one row per item, in order: ``conversion`` (``same``,
+    ``direct``, ``inverse`` or ``none``) and ``converted`` (``Decimal(38, 6)``; None: no rate in
+    effect at ``at``; both None for an item with a null). The store converts with the SQL of
+    the ``amounts_in_currency`` view itself (see :func:`conversion_sql`), its input replaced by
+    the items, bound as array parameters: the same rates, rule and rounding as the overview.
+    """
+    if currency not in ISO_4217:
+        msg = f"currency {currency!r}: not an ISO 4217 currency code (like EUR)"
+        raise UnknownCurrencyError(msg)
+    frame = pl.from_arrow(items.select(["currency", "at", "amount"]))
+    assert isinstance(frame, pl.DataFrame)
+    frame = frame.with_columns(
+        pl.col("at").dt.convert_time_zone("UTC").dt.cast_time_unit("us"),
+        pl.col("amount").cast(pl.Decimal(38, 6)),
+    )
+    distinct = frame.drop_nulls().unique(maintain_order=True)  # a null converts to None
+    sql = conversion_sql()
+    answers: list[pl.DataFrame] = []
+    for offset in range(0, distinct.height, CONVERT_CHUNK):
+        chunk = distinct.slice(offset, CONVERT_CHUNK)
+        parameters: dict[str, object] = {
+            "currency": currency,
+            "currencies": chunk["currency"].to_list(),
+            "instants": chunk["at"].dt.strftime("%Y-%m-%d %H:%M:%S%.6f").to_list(),
+            "amounts": [format(a, "f") for a in chunk["amount"].to_list()],
+        }
+        got = pl.from_arrow(store.query(sql, parameters))
+        assert isinstance(got, pl.DataFrame)
+        answers.append(
+            chunk.with_row_index("n")
+            .join(got.with_columns(pl.col("n").cast(pl.UInt32)), on="n", how="left")
+            .drop("n")
+        )
+    schema = {"conversion": pl.String(), "converted": pl.Decimal(38, 6)}
+    converted = (
+        pl.concat(answers, how="vertical")
+        if answers
+        else distinct.with_columns(*(pl.lit(None, t).alias(c) for c, t in schema.items()))
+    )
+    converted = converted.with_columns(
+        pl.col("conversion").cast(pl.String), pl.col("converted").cast(pl.Decimal(38, 6))
+    )
+    out = frame.join(converted, on=["currency", "at", "amount"], how="left", maintain_order="left")
+    return out.select("conversion", "converted").to_arrow()
+
+
+def conversion_sql() -> str:
+    """The SELECT of ``amounts_in_currency`` over bound arrays instead of the stored amounts.
+
+    One definition: the text of the view in ``010_fx_rates.sql`` (the ASOF join on the
+    conversions in effect, the direct-else-inverse rule, the exact arithmetic and the rounding),
+    with only its input subquery ``i`` replaced by the arrays ``currencies``, ``instants`` and
+    ``amounts`` (text); ``cdr_id`` carries each item's index, returned as ``n``.
+    """
+    view = next(
+        s
+        for m in load_migrations()
+        if m.name == "010_fx_rates.sql"
+        for s in m.statements
+        if s.lstrip().startswith("CREATE VIEW IF NOT EXISTS amounts_in_currency AS")
+    )
+    body = view.lstrip().removeprefix("CREATE VIEW IF NOT EXISTS amounts_in_currency AS")
+    head, found, rest = body.partition("\nFROM\n(\n")
+    source, end, join = rest.partition("\n) AS i\n")
+    if not (found and end and "call_history_current" in source):
+        msg = "amounts_in_currency in 010_fx_rates.sql is not shaped as conversion_sql expects"
+        raise RuntimeError(msg)
+    return (
+        f"SELECT toUInt32(cdr_id) AS n, conversion, converted FROM ({head}\nFROM\n(\n"
+        f"{_INPUT_SQL}\n) AS i\n{join.rstrip().rstrip(';')})"
+    )
