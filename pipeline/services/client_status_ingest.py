@@ -17,13 +17,13 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka import KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from pipeline.config import KafkaConfig
 from pipeline.services.client_status_messages import Refusal, decode_status
+from pipeline.services.side_topic import SideTopicIngest
 from pipeline.sinks.contracts import CallHistoryStore
-from pipeline.sinks.kafka_dlq import MAX_RECORD_BYTES, DeadLetter, Headers, topic_record_limit
-from pipeline.sources.kafka import group_caught_up
+from pipeline.sinks.kafka_dlq import DeadLetter, Headers
 from pipeline.storage.client_status import ClientStatus, record_client_statuses
 
 log = logging.getLogger(__name__)
@@ -43,7 +43,7 @@ class StatusOutcome:
         return sum(self.refused_by_reason.values())
 
 
-class ClientStatusIngest:
+class ClientStatusIngest(SideTopicIngest):
     """A consumer of ``client-status.v1`` writing the ``client_status`` table."""
 
     def __init__(
@@ -56,34 +56,8 @@ class ClientStatusIngest:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         """Remember the settings; nothing connects until :meth:`start`."""
-        self._consumer_config: KafkaConfig = {
-            **config,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-        self._producer_config: KafkaConfig = {
-            "message.max.bytes": MAX_RECORD_BYTES,
-            **config,
-            "enable.idempotence": True,
-        }
-        self._admin_config = dict(config)
-        self._max_record_bytes = 1_000_000
-        self.topic = topic
-        self.dlq_topic = dlq_topic
-        self.store = store
+        super().__init__(config, group_id, topic, dlq_topic, store)
         self.clock = clock
-        self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
-
-    def start(self) -> None:
-        """Connect and join the group."""
-        self._consumer = Consumer(self._consumer_config)
-        self._consumer.subscribe([self.topic])
-        self._producer = Producer(self._producer_config)
-        limit = topic_record_limit(self._admin_config, self.dlq_topic)
-        self._max_record_bytes = min(MAX_RECORD_BYTES, limit or 1_000_000)
 
     def poll(self, timeout_s: float = 0.0, max_messages: int = 500) -> StatusOutcome:
         """Ingest what is waiting: store, dead-letter, commit. Raises if not stored.
@@ -94,8 +68,7 @@ class ClientStatusIngest:
         if self._consumer is None or self._producer is None:
             msg = "client-status ingest not started"
             raise RuntimeError(msg)
-        consumed = self._consumer.consume(num_messages=max_messages, timeout=timeout_s)
-        messages = [m for m in consumed if _is_message(m.error())]
+        messages = self._consume(self._consumer, max_messages, timeout_s)
         outcome = StatusOutcome()
         if not messages:
             return outcome
@@ -182,19 +155,6 @@ class ClientStatusIngest:
             except KafkaException as exc:  # revoked meanwhile: its new owner reads it again
                 log.info("client-status partition %d not rewound: %s", partition, exc)
 
-    def caught_up(self) -> bool:
-        """True once every client-status partition is assigned and consumed to its end."""
-        return self._consumer is not None and group_caught_up(self._consumer)
-
-    def close(self) -> None:
-        """Leave the group and flush."""
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
-        if self._producer is not None:
-            self._producer.flush(30)
-            self._producer = None
-
 
 def publish_client_statuses(
     config: KafkaConfig, topic: str, statuses: Iterable[ClientStatus]
@@ -240,7 +200,3 @@ def _next_offsets(messages: list[Message]) -> list[TopicPartition]:
             where = (message.topic() or "", message.partition() or 0)
             last[where] = max(last.get(where, -1), message.offset() or 0)
     return [TopicPartition(topic, p, offset + 1) for (topic, p), offset in last.items()]
-
-
-def _is_message(error: KafkaError | None) -> bool:
-    return error is None or error.code() != KafkaError._PARTITION_EOF

@@ -11,20 +11,20 @@ from __future__ import annotations
 import json
 import logging
 
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import KafkaError, Producer, TopicPartition
 
 from pipeline.config import KafkaConfig
 from pipeline.json_bounds import nesting_depth
 from pipeline.rating.cdr_contract import MAX_MESSAGE_BYTES, MAX_NESTING
+from pipeline.services.side_topic import SideTopicIngest
 from pipeline.sinks.contracts import CallHistoryStore
-from pipeline.sinks.kafka_dlq import MAX_RECORD_BYTES, DeadLetter, topic_record_limit
-from pipeline.sources.kafka import group_caught_up
+from pipeline.sinks.kafka_dlq import DeadLetter
 from pipeline.storage.payments import Payment, PaymentError, record_payment
 
 log = logging.getLogger(__name__)
 
 
-class PaymentsIngest:
+class PaymentsIngest(SideTopicIngest):
     """A consumer of ``payments.v1`` writing the payments table."""
 
     def __init__(
@@ -36,46 +36,16 @@ class PaymentsIngest:
         store: CallHistoryStore,
     ) -> None:
         """Remember the settings; nothing connects until :meth:`start`."""
-        self._consumer_config: KafkaConfig = {
-            **config,
-            "group.id": group_id,
-            "enable.auto.commit": False,
-            "auto.offset.reset": "earliest",
-            "isolation.level": "read_committed",
-        }
-        self._producer_config: KafkaConfig = {
-            "message.max.bytes": MAX_RECORD_BYTES,
-            **config,
-            "enable.idempotence": True,
-        }
-        self._admin_config = dict(config)
-        self._max_record_bytes = 1_000_000
-        self.topic = topic
-        self.dlq_topic = dlq_topic
-        self.store = store
+        super().__init__(config, group_id, topic, dlq_topic, store)
         self.recorded = 0
         self.rejected = 0
-        self._consumer: Consumer | None = None
-        self._producer: Producer | None = None
-
-    def start(self) -> None:
-        """Connect and join the group."""
-        self._consumer = Consumer(self._consumer_config)
-        self._consumer.subscribe([self.topic])
-        self._producer = Producer(self._producer_config)
-        limit = topic_record_limit(self._admin_config, self.dlq_topic)
-        self._max_record_bytes = min(MAX_RECORD_BYTES, limit or 1_000_000)
 
     def poll(self, timeout_s: float = 0.0, max_messages: int = 500) -> int:
         """Ingest what is waiting; return how many messages were handled."""
         if self._consumer is None or self._producer is None:
             msg = "payments ingest not started"
             raise RuntimeError(msg)
-        messages = [
-            m
-            for m in self._consumer.consume(num_messages=max_messages, timeout=timeout_s)
-            if _is_message(m.error())
-        ]
+        messages = self._consume(self._consumer, max_messages, timeout_s)
         if not messages:
             return 0
         try:
@@ -105,10 +75,6 @@ class PaymentsIngest:
             raise
         self._consumer.commit(asynchronous=False)
         return len(messages)
-
-    def caught_up(self) -> bool:
-        """True once every payments partition is assigned and consumed to its end."""
-        return self._consumer is not None and group_caught_up(self._consumer)
 
     def _handle(self, value: bytes, key: bytes | None, partition: int, offset: int) -> None:
         try:
@@ -142,15 +108,6 @@ class PaymentsIngest:
             bounded, bounded_key, headers = letter.record(self._max_record_bytes)
             self._producer.produce(self.dlq_topic, value=bounded, key=bounded_key, headers=headers)
 
-    def close(self) -> None:
-        """Leave the group and flush."""
-        if self._consumer is not None:
-            self._consumer.close()
-            self._consumer = None
-        if self._producer is not None:
-            self._producer.flush(30)
-            self._producer = None
-
 
 def publish_payment(config: KafkaConfig, topic: str, payment: Payment) -> None:
     """Publish one payment to ``payments.v1`` keyed by its id; raise if not acknowledged."""
@@ -168,7 +125,3 @@ def publish_payment(config: KafkaConfig, topic: str, payment: Payment) -> None:
     if failures or remaining:
         msg = f"payment {payment.payment_id} not acknowledged by Kafka: {failures or 'timeout'}"
         raise RuntimeError(msg)
-
-
-def _is_message(error: KafkaError | None) -> bool:
-    return error is None or error.code() != KafkaError._PARTITION_EOF
