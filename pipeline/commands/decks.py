@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from pipeline.commands.carrier_decks import add_actions as add_carrier_actions
 from pipeline.commands.options import (
     STORE_HELP,
     currency_code,
@@ -19,10 +20,11 @@ from pipeline.commands.options import (
 
 
 def add_commands(commands: Any) -> None:
-    """Add ``decks import``, ``decks diff`` and ``decks simulate``."""
+    """Add ``decks import``, ``diff``, ``simulate``, ``convert`` and ``notify``."""
     decks = commands.add_parser(
         "decks",
-        help="rate decks: import and publish to the raters, diff, simulate a new version",
+        help="rate decks: import and publish to the raters, diff, simulate a new version, "
+        "convert a carrier's deck, write a customer's rate notification",
         description="Reference data (plans, decks, associations, memberships) as a stream: "
         "validate a plans folder and publish it to the compacted topics the raters read; "
         "compare two versions; or re-rate a window of call history with a new version "
@@ -80,6 +82,7 @@ def add_commands(commands: Any) -> None:
         help="report in this ISO 4217 currency, converted at each call's own rate",
     )
     format_option(simulate)
+    add_carrier_actions(actions)
     imports.set_defaults(run=_decks_import)
     diff.set_defaults(run=_decks_diff)
     simulate.set_defaults(run=_decks_simulate)

@@ -111,8 +111,12 @@ _EXISTING_PATHS: Final = {
     "plans": ("--plans", "folder"),
     "cdrs": ("--cdrs", "file"),
     "file": ("--file", "file"),
+    "input": ("--input", "file"),
+    "profile": ("--profile", "file"),
     "old": ("old", "folder"),
     "new": ("new", "folder"),
+    "old_plans": ("--old", "folder"),
+    "new_plans": ("--new", "folder"),
 }
 
 

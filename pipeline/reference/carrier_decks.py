@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import os
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -51,7 +52,8 @@ from pipeline.reference.carrier_files import (
     read_profile_toml,
 )
 from pipeline.reference.csv_checks import read_csv, timestamps
-from pipeline.reference.files import DECKS_DIR, PlanFiles
+from pipeline.reference.files import DECKS_DIR, FolderPlanFiles, PlanFiles, PublishedPlanFiles
+from pipeline.reference.loader import load_plans
 from pipeline.reference.validation import DECK_COLUMNS, DECK_REQUIRED
 
 CHANGE_WORDS = ("new", "increase", "decrease", "unchanged", "closed")
@@ -478,7 +480,7 @@ def _with_old_terms(offers: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame
     """Each offer with the terms before it, as ``<term>_old``.
 
     The terms before an offer are the file's previous date for the code, else the deck's row in
-    effect at its date; terms the profile does not map are carried over from that row.
+    effect just before its date; terms the profile does not map are carried over from that row.
     """
     terms = _TERMS[:-2]  # not effective_until_us, change_word
     deck = current.select(
@@ -487,16 +489,19 @@ def _with_old_terms(offers: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame
         _until=pl.col("effective_until_us"),
         **{f"{c}_old": pl.col(c) for c in terms if c != "effective_until_us"},
     ).sort("_at")
-    found = offers.sort("effective_from_us").join_asof(
+    # The terms in effect just before the date: a row the deck already starts at that date
+    # (the same file converted again) is the file's own, not what it changes.
+    found = offers.with_columns(_before=pl.col("effective_from_us") - 1).sort("_before")
+    found = found.join_asof(
         deck,
-        left_on="effective_from_us",
+        left_on="_before",
         right_on="_at",
         by=_KEY,
         strategy="backward",
         check_sortedness=False,  # sorted by the instant above, within every code too
     )
     old = [c for c in deck.columns if c.endswith("_old")]
-    in_effect = pl.col("_until") > pl.col("effective_from_us")
+    in_effect = pl.col("_until") > pl.col("_before")
     found = found.with_columns([pl.when(in_effect).then(pl.col(c)).alias(c) for c in old])
     # Terms the profile does not map (null in every offer) come from the deck's row.
     found = found.with_columns(
@@ -507,18 +512,22 @@ def _with_old_terms(offers: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame
         ]
     )
     # After an earlier date of the same code in the file, that date's terms are in effect.
-    ordered = found.sort([*_KEY, "effective_from_us"])
-    earlier = pl.col("effective_from_us").shift(1).over(_KEY).is_not_null()
-    closed_before = pl.col("change_word").shift(1).over(_KEY) == "closed"
+    ordered = found.sort([*_KEY, "effective_from_us"]).with_columns(_earlier=_same_code(1))
+    closed_before = pl.col("change_word").shift(1) == "closed"
     return ordered.with_columns(
         [
-            pl.when(earlier)
-            .then(pl.when(closed_before).then(None).otherwise(pl.col(c[:-4]).shift(1).over(_KEY)))
+            pl.when(pl.col("_earlier"))
+            .then(pl.when(closed_before).then(None).otherwise(pl.col(c[:-4]).shift(1)))
             .otherwise(pl.col(c))
             .alias(c)
             for c in old
         ]
-    ).drop("_at", "_until")
+    ).drop("_at", "_until", "_before", "_earlier")
+
+
+def _same_code(step: int) -> pl.Expr:
+    """Whether the row ``step`` rows away (in a frame sorted by code) is of the same code."""
+    return pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(step)) for k in _KEY])
 
 
 def _units(text: pl.Expr, default: pl.Expr | None = None) -> pl.Expr:
@@ -558,7 +567,7 @@ def _classified(offers: pl.DataFrame) -> pl.DataFrame:
 def _scheduled(offers: pl.DataFrame) -> pl.DataFrame:
     """The deck rows the file adds: each open offer until the code's next date in the file."""
     ordered = offers.sort([*_KEY, "effective_from_us"]).with_columns(
-        _next=pl.col("effective_from_us").shift(-1).over(_KEY)
+        _next=pl.when(_same_code(-1)).then(pl.col("effective_from_us").shift(-1))
     )
     rows = ordered.filter(pl.col("change_word").ne_missing("closed")).with_columns(
         effective_until_us=pl.min_horizontal(
@@ -699,3 +708,26 @@ def _contradictions(rows: pl.DataFrame, profile: DeckProfile) -> pl.DataFrame:
         new_rate=pl.col("new_rate"),
         effective_from=pl.col("effective_from"),
     )
+
+
+# --- writing -------------------------------------------------------------------------------
+
+
+def write_conversion(folder: Path, conversion: Conversion) -> None:
+    """Validate the whole plans folder with the new deck, then replace the deck file.
+
+    The folder is loaded as it would be with the new deck in place (every problem of the
+    usual loader refuses it, and nothing is written); the deck is then written next to the old
+    one and renamed over it, so a crash leaves the old deck or the new one, never half of one.
+    """
+    files = FolderPlanFiles(folder).all_files()
+    files[conversion.deck_file] = conversion.deck
+    load_plans(PublishedPlanFiles(files))
+    target = folder / conversion.deck_file
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(f".{target.name}.converting")
+    with partial.open("wb") as out:
+        out.write(conversion.deck)
+        out.flush()
+        os.fsync(out.fileno())
+    os.replace(partial, target)

@@ -7,6 +7,7 @@ physical line numbers of the file, blank lines and quoted line breaks included.
 from __future__ import annotations
 
 import codecs
+import csv
 import hashlib
 import re
 from collections.abc import Callable
@@ -54,7 +55,8 @@ def read_csv(
         problems.append(Problem(relative, line, None, None, "not UTF-8 text"))
         return None
     first_line = data.split(b"\n", 1)[0].decode("utf-8").strip("\r")
-    header = [h.strip() for h in first_line.split(",")]
+    # Standard CSV quoting in the header too: "prefix","destination",... names the columns.
+    header = [h.strip() for h in next(csv.reader([first_line]), [])]
     if not first_line.strip():
         problems.append(Problem(relative, 1, None, None, "no header row"))
         return None

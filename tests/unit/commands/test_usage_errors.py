@@ -63,6 +63,10 @@ RUN = ["run", "--store", "{store}", "--plans", "{plans}"]
 HISTORY = ["call-history", "--store", "{store}"]
 RERATE = ["rerate", "--store", "{store}", "--plans", "{plans}", "--tenant", "t1"]
 SIMULATE = ["decks", "simulate", "--store", "{store}", "--plans", "{plans}"]
+CONVERT = [
+    "decks", "convert", "--input", "{cdrs}", "--profile", "{cdrs}", "--plans", "{plans}",
+    "--plan", "P",
+]  # fmt: skip
 PAYMENT = ["record-payment", "--store", "{store}", "--payment-id", "p1", "--tenant", "t1",
            "--kind", "customer_payment_in", "--account", "a", "--amount", "1",
            "--currency", "EUR"]  # fmt: skip
@@ -148,6 +152,29 @@ MISSING_PATHS = {
         ["decks", "simulate", "--plans", "{missing}", *WINDOW],
         ["--plans", "not found"],
     ),
+    "decks-convert-input": (
+        [*CONVERT[:3], "{missing}", *CONVERT[4:]],
+        ["--input", "not found"],
+    ),
+    "decks-convert-profile": (
+        [*CONVERT[:5], "{missing}", *CONVERT[6:]],
+        ["--profile", "not found"],
+    ),
+    "decks-notify-old": (
+        [
+            "decks",
+            "notify",
+            "--old",
+            "{missing}",
+            "--new",
+            "{plans}",
+            "--plan",
+            "P",
+            "--out",
+            "{out}.csv",
+        ],
+        ["--old", "not found"],
+    ),
     "config-file": (["--config", "{missing}", "config", "show"], ["--config", "not found"]),
     "export-store": (
         ["export", "--store", "{missing}", "--out", "{out}"],
@@ -178,6 +205,24 @@ UNKNOWN_WORDS = {
     "decks-diff-format": (["decks", "diff", "{plans}", "{plans}", "--format", "x"], ["--format"]),
     "decks-simulate-by": ([*SIMULATE, *WINDOW, "--by", "planet"], ["--by", "'planet'"]),
     "decks-simulate-format": ([*SIMULATE, *WINDOW, "--format", "pdf"], ["--format", "'pdf'"]),
+    "decks-convert-mode": ([*CONVERT, "--mode", "merge"], ["--mode", "'merge'"]),
+    "decks-convert-notice-days": ([*CONVERT, "--notice-days", "-1"], ["--notice-days", "'-1'"]),
+    "decks-convert-notified-at": ([*CONVERT, "--notified-at", "soon"], ["--notified-at", "'soon'"]),
+    "decks-notify-out": (
+        [
+            "decks",
+            "notify",
+            "--old",
+            "{plans}",
+            "--new",
+            "{plans}",
+            "--plan",
+            "P",
+            "--out",
+            "a.pdf",
+        ],
+        ["--out", ".csv or .xlsx"],
+    ),
     "record-payment-kind": (
         [*PAYMENT[:8], "refund", *PAYMENT[9:]],
         ["--kind", "'refund'", "customer_payment_in"],

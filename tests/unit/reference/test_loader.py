@@ -8,8 +8,18 @@ import pytest
 
 from pipeline.rating.exceptions import ReferenceDataError
 from pipeline.rating.reference import Scope
-from pipeline.reference.loader import load_plans_folder
-from tests.builders import association, cdr, deck_row, membership, plan, rate, write_plans
+from pipeline.reference.files import FolderPlanFiles
+from pipeline.reference.loader import deck_rows, load_plans_folder
+from tests.builders import (
+    association,
+    cdr,
+    deck_row,
+    membership,
+    plan,
+    rate,
+    simple_reference,
+    write_plans,
+)
 
 
 def _problems(folder: Path) -> list[str]:
@@ -282,3 +292,20 @@ def test_a_plan_zone_and_duration_rounding_load(tmp_path: Path) -> None:
     reference = load_plans_folder(tmp_path)
     assert reference.plans["timezone"].to_list() == ["Australia/Lord_Howe"]
     assert reference.plan_arrays.duration_rounding.tolist() == [1]
+
+
+def test_a_quoted_header_row_is_standard_csv(tmp_path: Path) -> None:
+    folder = tmp_path / "plans"
+    simple_reference(folder, [deck_row("44", "0.01")])
+    deck = folder / "decks" / "P.csv"
+    lines = deck.read_text().splitlines()
+    quoted = ",".join(f'"{name}"' for name in lines[0].split(","))
+    deck.write_text("\n".join([quoted, '"49","Germany, all","0.02",,,,"2026-03-01T00:00:00Z",']))
+    plans = folder / "plans.csv"
+    plans.write_text(plans.read_text().replace("plan_id,", '"plan_id",', 1))
+    reference = load_plans_folder(folder)
+    rows = deck_rows(FolderPlanFiles(folder))
+    assert rows.select("prefix", "destination", "rate_units").rows() == [
+        ("49", "Germany, all", 20_000_000)
+    ]
+    assert reference.plans["plan_id"].to_list() == ["P"]
