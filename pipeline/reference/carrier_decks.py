@@ -51,7 +51,7 @@ from pipeline.reference.carrier_files import (
     read_layout,
     read_profile_toml,
 )
-from pipeline.reference.csv_checks import read_csv, timestamps
+from pipeline.reference.csv_checks import per_distinct, read_csv, timestamps
 from pipeline.reference.files import DECKS_DIR, FolderPlanFiles, PlanFiles, PublishedPlanFiles
 from pipeline.reference.loader import load_plans
 from pipeline.reference.validation import DECK_COLUMNS, DECK_REQUIRED
@@ -221,7 +221,7 @@ def convert_deck(
     offers = _offers(table, profile, str(carrier_file))
     deck_file = f"{DECKS_DIR}/{plan_id}.csv"
     current, header = _current_deck(folder, deck_file)
-    offers = _with_old_terms(offers, current)
+    offers = _with_units(_with_units(_with_old_terms(offers, current)), "_old")
     rows = _classified(offers)
     new_rows = _scheduled(offers)
     deck, closed_absent, replaced = _merged(current, offers, new_rows, mode)
@@ -471,9 +471,10 @@ def _current_deck(folder: PlanFiles, deck_file: str) -> tuple[pl.DataFrame, list
     timed = timestamps(raw, deck_file, problems)
     if problems:
         raise ReferenceDataError(problems)
-    return timed.drop("_line").with_columns(
+    deck = timed.drop("_line").with_columns(
         origin=pl.col("origin").fill_null(""), band=pl.col("band").fill_null("")
-    ), [h.strip() for h in header]
+    )
+    return _with_units(deck), [h.strip() for h in header]
 
 
 def _with_old_terms(offers: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
@@ -530,14 +531,27 @@ def _same_code(step: int) -> pl.Expr:
     return pl.all_horizontal([pl.col(k).eq_missing(pl.col(k).shift(step)) for k in _KEY])
 
 
-def _units(text: pl.Expr, default: pl.Expr | None = None) -> pl.Expr:
-    units = scaled_integer(text)
+def _with_units(frame: pl.DataFrame, suffix: str = "") -> pl.DataFrame:
+    """Add ``_u_<term><suffix>``: each money term as exact integer units (10**-9).
+
+    Null where empty; each distinct text is converted once (a deck names a few thousand prices).
+    """
+    return frame.with_columns(
+        [
+            per_distinct(frame[f"{c}{suffix}"], scaled_integer).alias(f"_u_{c}{suffix}")
+            for c in _MONEY
+        ]
+    )
+
+
+def _units(column: str, suffix: str, default: pl.Expr | None = None) -> pl.Expr:
+    units = pl.col(f"_u_{column}{suffix}")
     return units if default is None else units.fill_null(default)
 
 
 def _classified(offers: pl.DataFrame) -> pl.DataFrame:
     """Each offer classified against the terms before it."""
-    old_rate, new_rate = _units(pl.col("rate_old")), _units(pl.col("rate"))
+    old_rate, new_rate = _units("rate", "_old"), _units("rate", "")
     return offers.select(
         ROW,
         "prefix",
@@ -646,7 +660,7 @@ def _same_terms(left: str, right: str) -> list[pl.Expr]:
     """Whether two rows' terms are equal as values (``0.0120`` equals ``0.012``)."""
 
     def units(column: str, suffix: str, default: pl.Expr) -> pl.Expr:
-        return _units(pl.col(f"{column}{suffix}"), default)
+        return _units(column, suffix, default)
 
     def whole(column: str, suffix: str, default: int) -> pl.Expr:
         return pl.col(f"{column}{suffix}").cast(pl.Int64, strict=False).fill_null(default)

@@ -400,3 +400,46 @@ def test_the_shipped_samples_are_where_the_docs_say(tmp_path: Path) -> None:
     ]
     shutil.copy(EXAMPLES / "eu-carrier-csv-sample.csv", tmp_path / "copy.csv")
     assert (tmp_path / "copy.csv").read_bytes()[:2] == b"\xff\xfe"  # UTF-16 with its mark
+
+
+def test_a_latin1_tab_file_into_a_plan_without_a_deck_yet(tmp_path: Path) -> None:
+    folder = write_plans(
+        tmp_path / "plans",
+        [plan("P", "customer"), plan("N", "customer")],
+        {"P": _eu_deck()},
+        [association("customer", "cust", "N")],
+    )
+    data = tmp_path / "tarifs.txt"
+    data.write_bytes(
+        "Préfixe\tDestination\tPrix\tDate\n"
+        "225\tCôte d'Ivoire\t0.1200\t2026-04-01\n"
+        "2250\tCôte d'Ivoire Mobile\t0.1500\t2026-04-01\n".encode("latin-1")
+    )
+    profile = tmp_path / "fr.toml"
+    profile.write_text(
+        'format = "csv"\ndelimiter = "\\t"\nencoding = "latin-1"\n'
+        '[columns]\nprefix = "Préfixe"\ndestination = "Destination"\nrate = "Prix"\n'
+        'effective_from = "Date"\n',
+        encoding="utf-8",
+    )
+    conversion = convert_deck(FolderPlanFiles(folder), "N", data, read_deck_profile(profile))
+    write_conversion(folder, conversion)
+    assert conversion.counts()["new"] == 2
+    assert (folder / "decks" / "N.csv").read_text(encoding="utf-8").splitlines() == [
+        "prefix,destination,rate,effective_from",
+        "225,Côte d'Ivoire,0.1200,2026-04-01T00:00:00Z",
+        "2250,Côte d'Ivoire Mobile,0.1500,2026-04-01T00:00:00Z",
+    ]
+    assert _price(folder, "22507", "2026-04-01T00:00:00Z") == Decimal("0.1500")
+    assert _price(folder, "22507", "2026-03-31T23:59:59Z") == "customer:no_prefix"
+
+
+def test_a_file_in_the_wrong_encoding_is_named_with_its_line(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, _eu_deck())
+    data, profile = _carrier_csv(tmp_path, ["4930,Berlin,0.01,01/04/2026,new"], change=True)
+    data.write_bytes(data.read_bytes() + "4940,Düsseldorf,0.01,01/04/2026,new\n".encode("latin-1"))
+    with pytest.raises(ReferenceDataError) as refused:
+        convert_deck(FolderPlanFiles(folder), "P", data, read_deck_profile(profile))
+    [problem] = refused.value.problems
+    assert problem.line == 3
+    assert "not utf-8 text" in problem.message
