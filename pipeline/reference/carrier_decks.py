@@ -27,6 +27,7 @@ import csv
 import hashlib
 import io
 import os
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -37,7 +38,12 @@ import polars as pl
 
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
 from pipeline.rating.exceptions import Problem, ReferenceDataError
-from pipeline.rating.money import decimal_text_problem, scaled_integer
+from pipeline.rating.money import (
+    DECIMAL_PATTERN,
+    RATE_DECIMALS,
+    decimal_text_problem,
+    scaled_integer,
+)
 from pipeline.rating.timeparse import OPEN_END_US
 from pipeline.reference.carrier_files import (
     EXCEL_DATE_FORMATS,
@@ -221,7 +227,7 @@ def convert_deck(
     offers = _offers(table, profile, str(carrier_file))
     deck_file = f"{DECKS_DIR}/{plan_id}.csv"
     current, header = _current_deck(folder, deck_file)
-    offers = _with_units(_with_units(_with_old_terms(offers, current)), "_old")
+    offers = _with_units(_with_units(_with_old_terms(offers, current, profile)), "_old")
     rows = _classified(offers)
     new_rows = _scheduled(offers)
     deck, closed_absent, replaced = _merged(current, offers, new_rows, mode)
@@ -293,15 +299,20 @@ def _offers(table: pl.DataFrame, profile: DeckProfile, where: str) -> pl.DataFra
             .then(pl.lit(f"must be {low} to {high} seconds")),
         )
     separator = profile.layout.decimal_separator
+    per_second = profile.rate_per == "second"
     for column in _MONEY:
         frame = frame.with_columns(decimal_texts(pl.col(column), separator).alias(column))
-        check(frame, column, _number_problem(pl.col(column)))
-    if profile.rate_per == "second":
+        # A per-second price may have 3 more decimals: 9 are left once it is per minute.
+        decimals = RATE_DECIMALS + 3 if per_second and column in _PER_MINUTE else RATE_DECIMALS
+        problem = decimal_text_problem(pl.col(column), max_decimals=decimals)
+        check(frame, column, pl.when(pl.col(column).is_not_null()).then(problem))
+    if per_second:
         frame = frame.with_columns(
             [_per_minute(frame[column]).alias(column) for column in _PER_MINUTE]
         )
         for column in _PER_MINUTE:
-            check(frame, column, decimal_text_problem(pl.col(column)))
+            problem = decimal_text_problem(pl.col(column))
+            check(frame, column, pl.when(problem.is_not_null()).then("per minute: " + problem))
     excel = profile.layout.format == "xlsx" or where.lower().endswith((".xlsx", ".xlsm"))
     example = datetime(2026, 3, 31, 8, 30).strftime(profile.layout.date_format)
     for column in ("effective_from", "effective_until"):
@@ -339,15 +350,19 @@ def _offers(table: pl.DataFrame, profile: DeckProfile, where: str) -> pl.DataFra
                 pl.lit(f"not a change word of the profile ({known})")
             ),
         )
-    for column in DECK_REQUIRED:
-        check(
-            frame,
-            column,
-            pl.when(pl.col(column).is_null() & (pl.col("change_word").ne_missing("closed")))
-            .then(pl.lit("empty"))
-            .when(pl.col(column).is_null() & (column == "prefix"))
-            .then(pl.lit("empty code")),
-        )
+    check(frame, "prefix", pl.when(pl.col("prefix").is_null()).then(pl.lit("empty code")))
+    check(
+        frame,
+        "effective_from",
+        pl.when(pl.col("effective_from").is_null()).then(pl.lit("empty date")),
+    )
+    check(
+        frame,
+        "rate",
+        pl.when(pl.col("rate").is_null() & pl.col("change_word").ne_missing("closed")).then(
+            pl.lit("empty rate (only a closed code may have none)")
+        ),
+    )
     # One row per code.
     if profile.code_separator is not None:
         frame = frame.with_columns(
@@ -383,15 +398,21 @@ def _offers(table: pl.DataFrame, profile: DeckProfile, where: str) -> pl.DataFra
     return _one_offer_per_code(frame, profile, where)
 
 
-def _number_problem(text: pl.Expr) -> pl.Expr:
-    return pl.when(text.is_not_null()).then(decimal_text_problem(text, max_decimals=12))
-
-
 def _per_minute(per_second: pl.Series) -> pl.Series:
     """Per-second prices as exact per-minute texts (each distinct text converted once)."""
     distinct = per_second.drop_nulls().unique()
-    minute = [format((Decimal(t) * 60).normalize(), "f") for t in distinct.to_list()]
+    minute = [_times_sixty(t) for t in distinct.to_list()]
     return per_second.replace_strict(distinct, pl.Series(minute, dtype=pl.String), default=None)
+
+
+def _times_sixty(text: str) -> str | None:
+    """A per-second price text as per minute, exactly.
+
+    None for a text that is not a plain decimal (its problem is reported already).
+    """
+    if re.fullmatch(DECIMAL_PATTERN, text) is None:
+        return None
+    return format((Decimal(text) * 60).normalize(), "f")
 
 
 def _rfc3339(instants: pl.Series) -> pl.Series:
@@ -477,7 +498,9 @@ def _current_deck(folder: PlanFiles, deck_file: str) -> tuple[pl.DataFrame, list
     return _with_units(deck), [h.strip() for h in header]
 
 
-def _with_old_terms(offers: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame:
+def _with_old_terms(
+    offers: pl.DataFrame, current: pl.DataFrame, profile: DeckProfile
+) -> pl.DataFrame:
     """Each offer with the terms before it, as ``<term>_old``.
 
     The terms before an offer are the file's previous date for the code, else the deck's row in
@@ -504,12 +527,13 @@ def _with_old_terms(offers: pl.DataFrame, current: pl.DataFrame) -> pl.DataFrame
     old = [c for c in deck.columns if c.endswith("_old")]
     in_effect = pl.col("_until") > pl.col("_before")
     found = found.with_columns([pl.when(in_effect).then(pl.col(c)).alias(c) for c in old])
-    # Terms the profile does not map (null in every offer) come from the deck's row.
+    # Terms the profile does not map come from the deck's row, and so does an empty
+    # destination; a mapped term left empty takes the deck's default.
     found = found.with_columns(
         [
             pl.col(c).fill_null(pl.col(f"{c}_old"))
             for c in terms
-            if c != "effective_until_us" and offers[c].is_null().all()
+            if c != "effective_until_us" and (c not in profile.columns or c == "destination")
         ]
     )
     # After an earlier date of the same code in the file, that date's terms are in effect.

@@ -259,7 +259,7 @@ def test_every_problem_is_named_with_row_header_and_value(tmp_path: Path) -> Non
     assert found == {
         (2, "price", "0.01x", "not a decimal number"),
         (3, "from", "31/02/2026", "not a date in the format %d/%m/%Y"),
-        (6, "code", None, "empty"),
+        (6, "code", None, "empty code"),
         (7, "code", "49-30", "a code must be 1 to 15 digits"),
         (8, "change", "maybe", "not a change word of the profile"),
         (9, "price", "-0.01", "negative"),
