@@ -51,16 +51,25 @@ def rate_notice(old: PlanFiles, new: PlanFiles, plan_id: str) -> pl.DataFrame:
         .filter(pl.col("plan_id") == plan_id)
         .select(*_KEY, _until=pl.col("effective_from_us"), _successor=pl.lit(True))
     )
-    diff = diff.join(starts, on=[*_KEY, "_until"], how="left")
+    ends_before = (
+        deck_rows(old)
+        .filter(pl.col("plan_id") == plan_id)
+        .select(*_KEY, _from=pl.col("effective_from_us"), _old_until=pl.col("effective_until_us"))
+    )
+    diff = diff.join(starts, on=[*_KEY, "_until"], how="left").join(
+        ends_before, on=[*_KEY, "_from"], how="left"
+    )
     terms = [c[4:] for c in diff.columns if c.startswith("old_") and c != "old_destination"]
     same_terms = pl.all_horizontal(
         [pl.col(f"old_{t}").eq_missing(pl.col(f"new_{t}")) for t in terms]
         + [pl.col("old_destination").eq_missing(pl.col("new_destination"))]
     )
     # A changed row whose terms stayed and whose end moved earlier: closed, unless its next
-    # row starts there (a rate change: the next row's own line says so).
+    # row starts there (a rate change: the next row's own line says so). An end moved later
+    # (a code reopened) tells the customer nothing new.
     ended = (pl.col("change") == "changed") & same_terms
-    closes = ended & pl.col("_until").is_not_null() & pl.col("_successor").is_null()
+    earlier = pl.col("_until") < pl.col("_old_until")  # open ends are OPEN_END_US there
+    closes = ended & earlier & pl.col("_successor").is_null()
     removed_for_good = (pl.col("change") == "removed") & pl.col("new_rate").is_null()
     lines = diff.filter(~ended | closes).select(
         code=pl.col("prefix"),

@@ -104,3 +104,28 @@ def test_no_change_gives_an_empty_notification(
     assert main([*argv, "--out", str(out)]) == 0
     assert out.read_text() == ",".join(HEADER) + "\n"
     assert "no changes" in capsys.readouterr().out
+
+
+def test_an_end_moved_later_is_no_closure_and_one_moved_earlier_is(tmp_path: Path) -> None:
+    def folder(name: str, uk_until: str, fr_until: str) -> Path:
+        return write_plans(
+            tmp_path / name,
+            [plan("P", "customer")],
+            {
+                "P": [
+                    deck_row("44", "0.03", destination="UK", effective_until=uk_until),
+                    deck_row("33", "0.02", destination="France", effective_until=fr_until),
+                ]
+            },
+        )
+
+    old = folder("old", "2026-05-01T00:00:00Z", "")
+    new = folder("new", "", "2026-06-01T00:00:00Z")
+    out = tmp_path / "notice.csv"
+    argv = ["decks", "notify", "--old", str(old), "--new", str(new), "--plan", "P"]
+    assert main([*argv, "--out", str(out)]) == 0
+    with out.open(newline="") as handle:
+        assert list(csv.reader(handle)) == [
+            HEADER,
+            ["33", "France", "0.0200", "", "closed", "2026-06-01T00:00:00Z"],
+        ]
