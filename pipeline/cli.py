@@ -25,6 +25,7 @@ from pipeline.commands import (
     money,
     rating,
     resellers,
+    statements,
     streaming,
     tools,
 )
@@ -68,7 +69,17 @@ def build_parser() -> Parser:
         "$VMGATE_LOG_FORMAT or text)",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (rating, streaming, money, clients, resellers, alerts, decks, tools):
+    for group in (
+        rating,
+        streaming,
+        money,
+        statements,
+        clients,
+        resellers,
+        alerts,
+        decks,
+        tools,
+    ):
         group.add_commands(commands)
     return parser
 

@@ -126,7 +126,12 @@ def refuse_after_parsing(parser: Parser, args: argparse.Namespace) -> None:
     Paths are checked here, not by argparse types, so that the parser still accepts a command
     line written for another machine (a container's paths in docker-compose.yml).
     """
-    words = [parser.prog, args.command, getattr(args, "decks_command", None)]
+    words = [
+        parser.prog,
+        args.command,
+        getattr(args, "decks_command", None),
+        getattr(args, "periods_command", None),
+    ]
     prog = " ".join(w for w in words if w)
     start, end = getattr(args, "start", None), getattr(args, "end", None)
     if start is not None and end is not None and start >= end:

@@ -106,7 +106,7 @@ class ClosedChain:
         return None
 
     def with_close(self, period: str, close_id: str) -> ClosedChain:
-        """This chain with ``period`` closed by ``close_id`` at its end."""
+        """The chain with ``period`` closed by ``close_id`` at its end."""
         return ClosedChain((*self.periods, period), (*self.close_ids, close_id))
 
 

@@ -68,7 +68,8 @@ zoned AS ({_ZONES_SQL}),
 items AS (
     SELECT 'call' AS kind, cdr_id AS item_id, leg.1 AS scope, leg.2 AS account_id,
            assumeNotNull(leg.3) AS currency, ifNull(leg.5, '') AS destination,
-           ifNull(leg.6, 0) AS billed_seconds, CAST(assumeNotNull(leg.4), 'Decimal(38, 6)') AS amount,
+           ifNull(leg.6, 0) AS billed_seconds,
+           CAST(assumeNotNull(leg.4), 'Decimal(38, 6)') AS amount,
            start_time AS instant
     FROM call_history FINAL
     ARRAY JOIN [
@@ -226,7 +227,9 @@ class Window:
         """[start, end) in ``zone`` as UTC instants."""
         if self.period is not None:
             return month_bounds(self.period, zone)
-        assert self.start is not None and self.end is not None
+        if self.start is None or self.end is None:
+            msg = "a window is a period or a start and an end date"
+            raise ValueError(msg)
         return local_midnight(self.start, zone), local_midnight(self.end, zone)
 
 
