@@ -62,10 +62,14 @@ TENANT_TABLES = (
     "roster_join_codes",
     "roster_enrollments",
     "roster_memberships",
+    "period_events",
+    "statement_items",
+    "closed_statements",
 )
 # Tables the raters write (the call history, its key index, payments and the balances
 # pre-aggregation). cdr_days holds hashes of (tenant_id, cdr_id) and days, no tenant column;
 # fx_rates (the exchange rates of each reference version) holds no tenant column either.
+# The billing-period tables are written by `periods close` / `reopen`, run as this role too.
 RATER_WRITES = (
     "call_history",
     "cdr_days",
@@ -79,6 +83,9 @@ RATER_WRITES = (
     "roster_memberships",
     "roster_loads",
     "fx_rates",
+    "period_events",
+    "statement_items",
+    "closed_statements",
 )
 # The call-history columns a reseller may read: those reseller_call_history reads.
 RESELLER_CALL_HISTORY_COLUMNS = (

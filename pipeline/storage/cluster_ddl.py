@@ -56,7 +56,8 @@ SHARD_LOCAL_TABLES = frozenset({"balance_partitions", "balance_refreshes"})
 # Small tables every node needs whole: one replica set spanning the cluster (client_status: one
 # row per client and event, read with the roster on any node; the roster of each reference
 # version: accounts, join codes, enrollments, memberships, and when each version was loaded;
-# the exchange rates of each version).
+# the exchange rates of each version; the billing periods: the close log, the items and
+# statements each close froze).
 EVERY_NODE_TABLES = frozenset(
     {
         "schema_migrations",
@@ -67,6 +68,9 @@ EVERY_NODE_TABLES = frozenset(
         "roster_memberships",
         "roster_loads",
         "fx_rates",
+        "period_events",
+        "statement_items",
+        "closed_statements",
     }
 )
 # Views computed on each shard and then added up over the shards: name -> (keys, summed columns).

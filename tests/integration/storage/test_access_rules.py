@@ -118,6 +118,11 @@ def rated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Rated]:
             "roster_enrollments": "'v', {t:String}, 'c-1', concat('J-', {t:String}), 'r-1', "
             "now64(6), NULL",
             "roster_memberships": "'v', {t:String}, 'c-1', 'r-1', now64(6), NULL",
+            "period_events": "{t:String}, '2026-03', 'close', 'x', 'd', 1, 'ops', '', now64(6)",
+            "statement_items": "{t:String}, '2026-03', 'x', 'call', 'call', 'c-1', 'customer', "
+            "'a-1', 'EUR', '2026-03', now64(6), 'UK', 60, 1, 0, 0",
+            "closed_statements": "{t:String}, '2026-03', 'x', 'customer', 'a-1', 'EUR', 0, 1, "
+            "0, 0, 1, '{}', 'd'",
         }
         for table, values in roster.items():
             for who in (tenant, other[:6]):

@@ -157,7 +157,10 @@ def _scenario(store: CallHistoryStore, root: Path) -> Run:
 
     snaps["close_feb"] = close_period(store, TENANT, "2026-02", "ops", at)
     snaps["close_mar"] = close_period(store, TENANT, "2026-03", "ops", at)
-    counts = "SELECT (SELECT count() FROM statement_items) AS i, (SELECT count() FROM closed_statements) AS s, (SELECT count() FROM period_events) AS e"
+    counts = (
+        "SELECT (SELECT count() FROM statement_items) AS i, "
+        "(SELECT count() FROM closed_statements) AS s, (SELECT count() FROM period_events) AS e"
+    )
     snaps["rows_after_close"] = store.query(counts).to_pylist()
     snaps["close_mar_again"] = close_period(store, TENANT, "2026-03", "ops", at)
     snaps["rows_after_second_close"] = store.query(counts).to_pylist()
