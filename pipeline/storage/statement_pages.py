@@ -89,14 +89,16 @@ def _text(statements: list[dict[str, Any]]) -> str:
     parts = [format_table(summary)]
     destinations = [
         {"scope": s["scope"], "account_id": s["account_id"], "currency": s["currency"]}
-        | {k: str(v) for k, v in d.items()}
+        | {k: str(d[k]) for k in ("destination", "calls", "billed_seconds", "billed_minutes")}
+        | {"amount": d["amount"]}
         for s in statements
         for d in s["destinations"]
     ]
     if destinations:
         parts.append(format_table(pa.Table.from_pylist(destinations), "\nper destination"))
     adjustments = [
-        {"scope": s["scope"], "account_id": s["account_id"], "currency": s["currency"]} | a
+        {"scope": s["scope"], "account_id": s["account_id"], "currency": s["currency"]}
+        | {k: a[k] for k in ("kind", "id", "period", "old_amount", "new_amount", "difference")}
         for s in statements
         for a in s["adjustment_items"]
     ]
