@@ -232,14 +232,12 @@ def convert_deck(
     new_rows = _scheduled(offers)
     deck, closed_absent, replaced = _merged(current, offers, new_rows, mode)
     columns = [c for c in DECK_COLUMNS if c in header or deck[c].is_not_null().any()]
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(columns)
-    writer.writerows(deck.select(columns).iter_rows())
+    out = io.BytesIO()
+    deck.select(columns).write_csv(out, quote_style="necessary", line_terminator="\n")
     return Conversion(
         plan_id=plan_id,
         deck_file=deck_file,
-        deck=out.getvalue().encode("utf-8"),
+        deck=out.getvalue(),
         rows=rows,
         closed_absent=closed_absent,
         notice=_short_notice(rows, notified_at_us, notice_days),
