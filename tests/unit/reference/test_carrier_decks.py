@@ -443,3 +443,25 @@ def test_a_file_in_the_wrong_encoding_is_named_with_its_line(tmp_path: Path) -> 
     [problem] = refused.value.problems
     assert problem.line == 3
     assert "not utf-8 text" in problem.message
+
+
+def test_hostile_files_are_refused_with_a_reason_not_a_crash(tmp_path: Path) -> None:
+    folder = _folder(tmp_path, _eu_deck())
+    data, profile = _carrier_csv(tmp_path, ["4930,Berlin,0.01,01/04/2026,new"])
+    read = read_deck_profile(profile)
+    data.write_text(data.read_text() + '4940,"' + "x" * 300_000 + '",0.01,01/04/2026,new\n')
+    with pytest.raises(ReferenceDataError, match=r"line 3.*not valid CSV"):
+        convert_deck(FolderPlanFiles(folder), "P", data, read)
+    fake = tmp_path / "deck.xlsx"
+    fake.write_bytes(b"PK\x03\x04 this is no workbook" * 100)
+    with pytest.raises(ReferenceDataError, match="not an Excel workbook"):
+        convert_deck(FolderPlanFiles(folder), "P", fake, read)
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(ReferenceDataError, match="no header row there"):
+        convert_deck(FolderPlanFiles(folder), "P", empty, read)
+    nul = tmp_path / "nul.csv"
+    nul.write_bytes(data.read_bytes().split(b"\n")[0] + b"\n49\x0030,Berlin,0.01,01/04/2026,new\n")
+    with pytest.raises(ReferenceDataError) as refused:
+        convert_deck(FolderPlanFiles(folder), "P", nul, read)
+    assert refused.value.problems[0].line == 2
