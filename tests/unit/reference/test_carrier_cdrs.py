@@ -154,3 +154,24 @@ def test_a_bad_profile_is_refused_naming_each_key(tmp_path: Path) -> None:
         ("columns.duration", None),  # required
         ("currency", None),  # an amount without a currency
     }
+
+
+def test_the_example_profile_reads_its_sample() -> None:
+    examples = Path(__file__).resolve().parents[3] / "examples" / "carrier-profiles"
+    profile = read_cdr_profile(examples / "cdrs-acme.toml")
+
+    frame = read_carrier_cdrs(examples / "cdrs-acme-sample.csv", profile)
+
+    assert frame.height == 7
+    assert frame.row(0, named=True) | {"_row": 4} == {
+        "_row": 4,
+        "callee": "442079460101",
+        "start_us": _micros(datetime(2026, 3, 2, 8, 15, 4, tzinfo=UTC)),
+        "start_text": "02/03/2026 09:15:04",
+        "duration_ms": 62_000,
+        "amount_units": 12_400_000,
+        "amount_text": "0.012400",
+        "currency": "EUR",
+        "call_id": "AC-9001",
+        "caller": "+4930111222",
+    }
