@@ -77,7 +77,7 @@ def write_carrier_file(path: Path, calls: Iterable[CarrierCall], layout: Layout)
     """Write ``calls`` to ``path`` as the carrier does."""
     rows = [list(HEADERS.values()), *(cells(call, layout) for call in calls)]
     if layout.excel:
-        import xlsxwriter  # type: ignore[import-untyped]
+        import xlsxwriter
 
         book = xlsxwriter.Workbook(str(path))
         sheet = book.add_worksheet("CDRs")

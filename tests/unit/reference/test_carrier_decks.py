@@ -390,7 +390,8 @@ def test_xlsx_rows_are_named_by_their_sheet_row(tmp_path: Path) -> None:
 
 
 def test_the_shipped_samples_are_where_the_docs_say(tmp_path: Path) -> None:
-    names = sorted(p.name for p in EXAMPLES.iterdir())
+    # cdrs-*: the CDR profiles of reconcile, checked in test_carrier_cdrs.py
+    names = sorted(p.name for p in EXAMPLES.iterdir() if not p.name.startswith("cdrs-"))
     assert names == [
         "README.md",
         "az-excel-sample.xlsx",
