@@ -451,7 +451,11 @@ def test_hostile_files_are_refused_with_a_reason_not_a_crash(tmp_path: Path) -> 
     data, profile = _carrier_csv(tmp_path, ["4930,Berlin,0.01,01/04/2026,new"])
     read = read_deck_profile(profile)
     data.write_text(data.read_text() + '4940,"' + "x" * 300_000 + '",0.01,01/04/2026,new\n')
-    with pytest.raises(ReferenceDataError, match=r"line 3.*not valid CSV"):
+    with pytest.raises(ReferenceDataError, match=r"line 3, column name.*longer than 1,024"):
+        convert_deck(FolderPlanFiles(folder), "P", data, read)
+    # The same over several lines (a quoted line break: read line by line).
+    data.write_text(data.read_text().replace('"xxx', '"x\nxx', 1))
+    with pytest.raises(ReferenceDataError, match=r"line 3.*(not valid CSV|longer than 1,024)"):
         convert_deck(FolderPlanFiles(folder), "P", data, read)
     fake = tmp_path / "deck.xlsx"
     fake.write_bytes(b"PK\x03\x04 this is no workbook" * 100)
@@ -466,3 +470,51 @@ def test_hostile_files_are_refused_with_a_reason_not_a_crash(tmp_path: Path) -> 
     with pytest.raises(ReferenceDataError) as refused:
         convert_deck(FolderPlanFiles(folder), "P", nul, read)
     assert refused.value.problems[0].line == 2
+
+
+def test_the_whole_file_reader_and_the_line_by_line_reader_agree(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline.reference import carrier_files
+    from pipeline.reference.carrier_files import FileLayout, read_carrier_table
+
+    whole_file: list[bool] = []
+    plain_csv = carrier_files._plain_csv
+
+    def spy(*args: Any) -> pl.DataFrame | None:
+        result = plain_csv(*args)
+        whole_file.append(result is not None)
+        return result
+
+    monkeypatch.setattr(carrier_files, "_plain_csv", spy)
+
+    lines = [
+        "Banner;;;",
+        "Code;Name;Price;Note",
+        '4930 ;"Berlin; Mitte";0,01;x',
+        '"4940";"Hamburg ""Nord""";0,02;',
+        ";;;",  # no cell at all: skipped by both
+        "4989;München;  0,03 ;y",
+        '49151;"";0,04;z',
+    ]
+    layout = FileLayout(delimiter=";", header_row=2)
+    columns = {"prefix": "Code", "destination": "Name", "rate": "Price"}
+    plain = tmp_path / "plain.csv"
+    plain.write_bytes("\r\n".join(lines).encode() + b"\r\n")
+    spaced = tmp_path / "spaced.csv"  # a blank line: read line by line
+    spaced.write_bytes("\r\n".join([*lines[:4], "", *lines[4:]]).encode() + b"\r\n")
+    fast = read_carrier_table(plain, layout, columns)
+    slow = read_carrier_table(spaced, layout, columns)
+    assert (
+        fast.drop("_row").rows()
+        == slow.drop("_row").rows()
+        == [
+            ("4930", "Berlin; Mitte", "0,01"),
+            ("4940", 'Hamburg "Nord"', "0,02"),
+            ("4989", "München", "0,03"),
+            ("49151", None, "0,04"),
+        ]
+    )
+    assert whole_file == [True, False]
+    assert fast["_row"].to_list() == [3, 4, 6, 7]
+    assert slow["_row"].to_list() == [3, 4, 7, 8]
