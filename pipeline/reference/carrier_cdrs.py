@@ -35,10 +35,9 @@ from pipeline.reference.carrier_files import (
     FileLayout,
     decimal_texts,
     local_instants,
+    open_profile,
     read_carrier_table,
     read_columns,
-    read_layout,
-    read_profile_toml,
 )
 
 DURATION_UNITS = ("seconds", "milliseconds", "mm:ss", "hh:mm:ss")
@@ -84,14 +83,7 @@ class CdrProfile:
 def read_cdr_profile(path: Path) -> CdrProfile:
     """Read and check a CDR profile; :class:`ReferenceDataError` names every bad key."""
     where = str(path)
-    profile = read_profile_toml(path)
-    problems: list[Problem] = []
-    for key in profile:
-        if key not in PROFILE_KEYS:
-            problems.append(
-                Problem(where, None, key, None, f"unknown key; expected {', '.join(PROFILE_KEYS)}")
-            )
-    layout = read_layout(profile, where, problems)
+    profile, problems, layout = open_profile(path, PROFILE_KEYS)
     if "date_format" not in profile:
         layout = replace(layout, date_format=DEFAULT_DATE_FORMAT)
     elif "%H" not in layout.date_format and "%I" not in layout.date_format:

@@ -52,10 +52,9 @@ from pipeline.reference.carrier_files import (
     FileLayout,
     decimal_texts,
     local_instants,
+    open_profile,
     read_carrier_table,
     read_columns,
-    read_layout,
-    read_profile_toml,
 )
 from pipeline.reference.csv_checks import per_distinct, read_csv, timestamps
 from pipeline.reference.files import DECKS_DIR, FolderPlanFiles, PlanFiles, PublishedPlanFiles
@@ -94,14 +93,7 @@ class DeckProfile:
 def read_deck_profile(path: Path) -> DeckProfile:
     """Read and check a deck profile; :class:`ReferenceDataError` names every bad key."""
     where = str(path)
-    profile = read_profile_toml(path)
-    problems: list[Problem] = []
-    for key in profile:
-        if key not in PROFILE_KEYS:
-            problems.append(
-                Problem(where, None, key, None, f"unknown key; expected {', '.join(PROFILE_KEYS)}")
-            )
-    layout = read_layout(profile, where, problems)
+    profile, problems, layout = open_profile(path, PROFILE_KEYS)
     columns = read_columns(
         profile,
         where,

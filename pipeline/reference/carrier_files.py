@@ -94,6 +94,24 @@ def read_profile_toml(path: Path) -> dict[str, Any]:
         ) from None
 
 
+def open_profile(
+    path: Path, known: tuple[str, ...]
+) -> tuple[dict[str, Any], list[Problem], FileLayout]:
+    """A profile's TOML table, the problems found so far, and its layout.
+
+    The problems are unknown keys and bad layout keys; the caller checks its own keys, then
+    refuses the profile if any problem was found.
+    """
+    where = str(path)
+    profile = read_profile_toml(path)
+    problems = [
+        Problem(where, None, key, None, f"unknown key; expected {', '.join(known)}")
+        for key in profile
+        if key not in known
+    ]
+    return profile, problems, read_layout(profile, where, problems)
+
+
 def read_layout(profile: Mapping[str, Any], where: str, problems: list[Problem]) -> FileLayout:
     """The layout keys of a profile, each checked; problems name the key and its value."""
 
