@@ -18,11 +18,13 @@ from pipeline.commands.options import (
     with_store,
 )
 
+# The kinds of ``pipeline.storage.payments.KINDS``, named here so that building the parser
+# does not import the storage and rating modules (numpy, polars, pyarrow) for every command.
+PAYMENT_KINDS = ("customer_payment_in", "client_payout_out", "reseller_payout_out")
+
 
 def add_commands(commands: Any) -> None:
     """Add the commands that read and change the money in a store."""
-    from pipeline.storage.payments import KINDS
-
     balances = commands.add_parser(
         "balances",
         help="what each customer owes and what is owed to each client and reseller",
@@ -92,7 +94,7 @@ def add_commands(commands: Any) -> None:
     payment.add_argument(
         "--kind",
         required=True,
-        choices=list(KINDS),
+        choices=list(PAYMENT_KINDS),
         help="payment in from a customer, or payout to a client or a reseller",
     )
     payment.add_argument("--account", required=True, help="customer, client or reseller id")

@@ -8,8 +8,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pyarrow.parquet as pq
-
 from pipeline.commands.options import positive_int, with_store
 
 
@@ -64,7 +62,6 @@ def _rate(args: argparse.Namespace) -> int:
     from pipeline.progress import Progress
     from pipeline.reference.loader import load_plans_folder
     from pipeline.services.offline import rate_file, rate_file_in_parallel
-    from pipeline.sinks.embedded import EmbeddedStore
 
     reference = load_plans_folder(args.plans)  # validated here, before any worker starts
     about = (
@@ -73,7 +70,11 @@ def _rate(args: argparse.Namespace) -> int:
     )
     dlq = args.dlq or args.out.with_name(args.out.name + ".dlq.jsonl")
     rated_at = datetime.now(UTC)
-    store = EmbeddedStore(args.store).open() if args.store else None
+    store = None
+    if args.store:
+        from pipeline.sinks.embedded import EmbeddedStore  # the engine only when asked for
+
+        store = EmbeddedStore(args.store).open()
     try:
         if store is not None:
             store.migrate()
@@ -115,6 +116,8 @@ def _rate(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
+    import pyarrow.parquet as pq
+
     from pipeline.storage.reports import export_call_history
 
     store = with_store(args)

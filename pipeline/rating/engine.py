@@ -8,6 +8,7 @@ exactly by DESIGN.md section 4. Rating the same input twice gives identical outp
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -27,7 +28,9 @@ from pipeline.rating.money import (
     ROUNDING_CODES,
     Rounding,
     int64_units_to_arrow,
+    numpy_to_arrow,
     rounded_division,
+    strings_to_arrow,
     units_to_arrow,
 )
 from pipeline.rating.reference import LEGS, OriginsAndBands, PriceShape, ReferenceData, Scope
@@ -106,8 +109,8 @@ def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime)
 
     # One small code per row (customer 0-2, client 0-1, reseller 0-1) picks the reason text.
     code = failures[0] * 4 + failures[1] * 2 + failures[2]
-    reason = pa.array(_REASONS).take(pa.array(code))
-    status = pa.array(["rated", "unrated"]).take(pa.array((code > 0).astype(np.int8)))
+    reason = _texts(tuple(_REASONS)).take(numpy_to_arrow(code))
+    status = _texts(("rated", "unrated")).take(numpy_to_arrow((code > 0).astype(np.int8)))
     table = cdrs.select(
         "cdr_id",
         "session_id",
@@ -132,11 +135,11 @@ def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime)
     arrays["cdr_reseller_id"] = cdrs["reseller_id"].to_arrow()
     arrays["status"] = status
     arrays["unrated_reason"] = reason
-    arrays["rated_at"] = pa.array(np.full(count, to_micros(rated_at), dtype=np.int64)).cast(
+    arrays["rated_at"] = numpy_to_arrow(np.full(count, to_micros(rated_at), dtype=np.int64)).cast(
         pa.timestamp("us", tz="UTC")
     )
-    arrays["reference_version"] = pa.array([reference.version]).take(
-        pa.array(np.zeros(count, dtype=np.int64))
+    arrays["reference_version"] = _texts((reference.version,)).take(
+        numpy_to_arrow(np.zeros(count, dtype=np.int64))
     )
     return pa.table(
         [_as_arrow(arrays[field.name], field.type) for field in CALL_HISTORY_SCHEMA],
@@ -160,6 +163,11 @@ _REASONS: list[str | None] = [
     for client in range(2)
     for reseller in range(2)
 ]
+
+
+@functools.lru_cache(maxsize=64)
+def _texts(values: tuple[str | None, ...]) -> pa.Array:
+    return strings_to_arrow(values)
 
 
 def _as_arrow(values: pa.Array | pa.ChunkedArray | pl.Series, kind: pa.DataType) -> pa.Array:
@@ -332,7 +340,7 @@ def _take(values: pa.Array | pa.ChunkedArray, index: I64) -> pa.Array:
         values = values.combine_chunks()
     if len(values) == 0:
         return pa.nulls(len(index), values.type)
-    return values.take(pa.array(index, mask=index < 0))
+    return values.take(numpy_to_arrow(index, index >= 0))
 
 
 def _price_leg(
@@ -374,7 +382,7 @@ def _price_leg(
         f"{leg}_prefix": _take(deck.prefix, rated_index),
         f"{leg}_destination": _take(deck.destination, rated_index),
         f"{leg}_rate": int64_units_to_arrow(rate_units, RATE_DECIMALS, rated),
-        f"{leg}_billed_seconds": pa.array(billed, mask=~rated),
+        f"{leg}_billed_seconds": numpy_to_arrow(billed, rated),
         f"{leg}_amount": amount,
         f"{leg}_currency": _take(plans.currency, plan_index),
     }

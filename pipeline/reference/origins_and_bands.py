@@ -18,11 +18,11 @@ from datetime import date
 import numpy as np
 import numpy.typing as npt
 import polars as pl
-import pyarrow as pa
 
 from pipeline.prefix_trie import DeckIndex, DeckRows
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
 from pipeline.rating.exceptions import Problem
+from pipeline.rating.money import strings_to_arrow
 from pipeline.rating.reference import WEEK_MINUTES, OriginsAndBands
 from pipeline.rating.timeparse import OPEN_END_US
 from pipeline.reference.csv_checks import LINE, read_csv
@@ -402,8 +402,8 @@ def build_origins_and_bands(
         ),
         origin_index=origin_index,
         origin_group=np.array([g for _, _, g in vocabulary.origin_rows], dtype=np.int32),
-        group_names=pa.array(vocabulary.group_names, pa.string()),
-        band_names=pa.array(vocabulary.band_names, pa.string()),
+        group_names=strings_to_arrow(vocabulary.group_names),
+        band_names=strings_to_arrow(vocabulary.band_names),
         plan_zone=plans["timezone"].to_list(),
         plan_week=plan_week,
         weeks=weeks,
