@@ -21,17 +21,19 @@ from pathlib import Path
 from typing import Any
 
 _TIMES: dict[str, float] = defaultdict(float)
+_CPU: dict[str, float] = defaultdict(float)  # CPU of the calling thread (polars' own threads not)
 
 
 def _timed(module: Any, name: str, label: str) -> None:
     inner: Callable[..., Any] = getattr(module, name)
 
     def wrapper(*args: Any, **kwargs: Any) -> Any:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         try:
             return inner(*args, **kwargs)
         finally:
             _TIMES[label] += time.perf_counter() - started
+            _CPU[label] += time.thread_time() - cpu
 
     setattr(module, name, wrapper)
 
@@ -60,7 +62,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as scratch:
         for _ in range(args.rounds):
             _TIMES.clear()
-            started = time.perf_counter()
+            _CPU.clear()
+            started, process_cpu = time.perf_counter(), time.process_time()
             reference = load_plans_folder(args.plans)
             loaded = time.perf_counter()
             out = Path(scratch) / "out.parquet"
@@ -68,8 +71,10 @@ def main(argv: list[str] | None = None) -> int:
             ended = time.perf_counter()
             rounds["load plans"].append(loaded - started)
             rounds["rate_file"].append(ended - loaded)
+            rounds["process CPU (all threads)"].append(time.process_time() - process_cpu)
             for label, seconds in _TIMES.items():
                 rounds[label].append(seconds)
+                rounds[f"  {label}, thread CPU"].append(_CPU[label])
             staged = sum(_TIMES.values())
             rounds["rest (read file, glue)"].append(ended - loaded - staged)
     print(f"load average {os.getloadavg()[0]:.2f}; medians of {args.rounds} rounds, seconds")

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import queue
+import threading
 from pathlib import Path
 from types import TracebackType
 
@@ -27,37 +29,87 @@ _UNIQUE_PER_ROW = {
 _DICTIONARY_COLUMNS = [n for n in CALL_HISTORY_SCHEMA.names if n not in _UNIQUE_PER_ROW]
 
 
+# Chosen by measurement on 594,000 rated rows (benchmarks/RESULTS.md, "Issue 17: the rate
+# command"): zstd at its default level 1 with dictionaries on the repeating columns writes in
+# about the CPU time of lz4 or snappy and gives files 35-40% smaller; level 3 costs 20% more
+# CPU for nothing; dictionaries on every column cost more and grow the file.
+_COMPRESSION = "zstd"
+_QUEUED_BATCHES = 2  # batches waiting for the writer thread; rating waits when it is full
+
+
 class ParquetCallHistory:
     """Appends rated batches to one Parquet file (amounts as decimal columns).
 
     The file is written under a temporary name and renamed into place by :meth:`close`, so a
-    crash never leaves a truncated file where a complete one is expected.
+    crash never leaves a truncated file where a complete one is expected. With ``background``
+    (the default), batches are encoded and written by a thread of their own (pyarrow releases
+    the GIL while it compresses), so the next batch is rated on the other core meanwhile; at
+    most ``_QUEUED_BATCHES`` wait, and a write error is raised by the next :meth:`write` or by
+    :meth:`close`. The file's bytes do not depend on ``background``.
     """
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, *, background: bool = True) -> None:
         """Remember the target; nothing is opened until the first write."""
         self.path = path
         self._partial = path.with_name(path.name + ".partial")
         self._writer: pq.ParquetWriter | None = None
+        self._background = background
+        self._queue: queue.Queue[pa.Table | None] = queue.Queue(maxsize=_QUEUED_BATCHES)
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         self.rows = 0
 
     def write(self, table: pa.Table) -> None:
-        """Append a batch."""
+        """Append a batch (in the background: queue it, waiting while the queue is full)."""
+        self._raise_if_failed()
+        if not self._background:
+            self._write_now(table)
+        else:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._drain, name="parquet-writer", daemon=True
+                )
+                self._thread.start()
+            self._queue.put(table)
+        self.rows += table.num_rows
+
+    def _write_now(self, table: pa.Table) -> None:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._writer = pq.ParquetWriter(
                 self._partial,
                 CALL_HISTORY_SCHEMA,
-                compression="zstd",
+                compression=_COMPRESSION,
                 use_dictionary=_DICTIONARY_COLUMNS,
             )
         self._writer.write_table(table)
-        self.rows += table.num_rows
+
+    def _drain(self) -> None:
+        """The writer thread: write queued batches until ``None``; keep the first error."""
+        while (table := self._queue.get()) is not None:
+            if self._error is None:
+                try:
+                    self._write_now(table)
+                except BaseException as exc:  # handed to the caller by write() or close()
+                    self._error = exc
+
+    def _stop(self) -> None:
+        if self._thread is not None:
+            self._queue.put(None)
+            self._thread.join()
+            self._thread = None
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
 
     def close(self) -> None:
         """Finish the file (an empty one if nothing was written) and move it into place."""
+        self._stop()
+        self._raise_if_failed()
         if self._writer is None:
-            self.write(CALL_HISTORY_SCHEMA.empty_table())
+            self._write_now(CALL_HISTORY_SCHEMA.empty_table())
         assert self._writer is not None
         self._writer.close()
         self._partial.replace(self.path)
@@ -75,9 +127,11 @@ class ParquetCallHistory:
         """Complete the file, or drop the partial one if the block failed."""
         if exc_type is None:
             self.close()
-        elif self._writer is not None:
+            return
+        self._stop()
+        if self._writer is not None:
             self._writer.close()
-            self._partial.unlink(missing_ok=True)
+        self._partial.unlink(missing_ok=True)
 
 
 class DeadLetterFile:
