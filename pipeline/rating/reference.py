@@ -8,6 +8,7 @@ validated); this module only defines it.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -134,6 +135,9 @@ class PlanArrays:
 WEEK_MINUTES = 7 * 24 * 60
 
 
+_DENSE_VARIANT_KEYS = 1 << 22  # variant keys below this are looked up in a table (32 MB at most)
+
+
 @dataclass(frozen=True, eq=False)
 class OriginsAndBands:
     """Caller origins and time bands (DESIGN.md section 8) of a folder that uses them.
@@ -165,6 +169,19 @@ class OriginsAndBands:
     bands: int  # band ids 0..bands-1
     variant_keys: npt.NDArray[np.int64]  # sorted variant keys that some deck row has
 
+    @functools.cached_property
+    def _variant_table(self) -> npt.NDArray[np.int64] | None:
+        """Variant number by key (-1: none), for the variant lookup of :meth:`variant_of`.
+
+        Up to the largest key plus a last -1 that keys beyond it are clipped onto; None when
+        the keys are too large for a table.
+        """
+        if len(self.variant_keys) == 0 or self.variant_keys[-1] >= _DENSE_VARIANT_KEYS:
+            return None
+        table = np.full(int(self.variant_keys[-1]) + 2, -1, dtype=np.int64)
+        table[self.variant_keys] = np.arange(len(self.variant_keys), dtype=np.int64)
+        return table
+
     def variant_of(
         self,
         plan: npt.NDArray[np.int64],
@@ -173,6 +190,9 @@ class OriginsAndBands:
     ) -> npt.NDArray[np.int64]:
         """The variant number of each (plan, origin, band); -1 where no deck row has it."""
         key = (plan * self.groups + origin) * self.bands + band
+        table = self._variant_table
+        if table is not None:  # a gather instead of a binary search per row
+            return np.where(plan >= 0, table[np.clip(key, 0, len(table) - 1)], -1)
         found = np.searchsorted(self.variant_keys, key)
         found = np.minimum(found, max(len(self.variant_keys) - 1, 0))
         hit = (plan >= 0) & (len(self.variant_keys) > 0)
