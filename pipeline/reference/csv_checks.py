@@ -119,7 +119,19 @@ def read_csv(
     return frame.select([*columns, LINE])
 
 
-_BLANK_LINE = re.compile(rb"(^|\n)[ \t\r]*(\n|$)")
+# A blank line: the first line, or one after a line break. Two patterns rather than one
+# ``(^|\n)[ \t\r]*(\n|$)``: a pattern that starts with a literal line break is scanned for
+# it in C (~0.05 s for the 67 MB of a million-row deck, where the alternation took ~1.1 s).
+_BLANK_FIRST_LINE = re.compile(rb"[ \t\r]*(\n|$)")
+_BLANK_LATER_LINE = re.compile(rb"\n[ \t\r]*(\n|$)")
+
+
+def has_blank_line(content: bytes) -> bool:
+    """Whether some line of ``content`` holds only spaces, tabs and carriage returns."""
+    return (
+        _BLANK_FIRST_LINE.match(content) is not None
+        or _BLANK_LATER_LINE.search(content) is not None
+    )
 
 
 def _content_lines(data: bytes) -> tuple[npt.NDArray[np.int64], bytes]:
@@ -129,7 +141,7 @@ def _content_lines(data: bytes) -> tuple[npt.NDArray[np.int64], bytes]:
     ``numbers[i]``, whatever the line endings.
     """
     content = data.rstrip()  # trailing blank lines hold no row
-    if _BLANK_LINE.search(content) is None:  # no blank line in between: the usual case
+    if not has_blank_line(content):  # no blank line in between: the usual case
         return np.arange(2, content.count(b"\n") + 2, dtype=np.int64), content + b"\n"
     physical = data.split(b"\n")
     kept = [(number, raw) for number, raw in enumerate(physical[1:], start=2) if raw.strip()]
