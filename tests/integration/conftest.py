@@ -1,9 +1,10 @@
 """Fixtures for integration tests: a real Kafka broker and a fresh topic per test.
 
 The broker is the one of ``deploy/local/kafka`` (single-node KRaft on 127.0.0.1, no Docker),
-started once per test session in its own run folder and stopped at the end, also when tests
-fail. Set ``KAFKA_BOOTSTRAP=host:port`` to use a broker that is already running instead (the
-fixture then neither starts nor stops anything).
+started once per test run in its own run folder and stopped at the end, also when tests
+fail; with pytest-xdist the workers share it (``tests/support/kafka_broker.py``). Set
+``KAFKA_BOOTSTRAP=host:port`` to use a broker that is already running instead (the fixture
+then neither starts nor stops anything).
 
 A broker that cannot start fails the session loudly with its log tail; nothing is skipped.
 """
@@ -11,8 +12,6 @@ A broker that cannot start fails the session loudly with its log tail; nothing i
 from __future__ import annotations
 
 import os
-import re
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,75 +23,38 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic  # where confluent_kafka.admin imports it from
 
 from pipeline.testing.clickhouse_http import ChdbHttpServer
+from tests.support import kafka_broker
 from tests.support.streaming import Pipeline
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-KAFKA_SCRIPT = REPO_ROOT / "deploy" / "local" / "kafka"
-
-# Safety nets only (never asserted on): the first start may fetch the jars with Maven.
-_START_LIMIT_S = 900.0
-_STOP_LIMIT_S = 120.0
-_TOPIC_LIMIT_S = 60.0
+_TOPIC_LIMIT_S = 60.0  # a safety net only (never asserted on)
 
 UNIQUE_TOPIC_PARTITIONS = 3
-
-_ADDRESS = re.compile(r"^127\.0\.0\.1:\d+$")
-
-
-def _run_script(command: str, run_dir: Path, limit_s: float) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "KAFKA_RUN_DIR": str(run_dir)}
-    try:
-        return subprocess.run(
-            [str(KAFKA_SCRIPT), command],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=limit_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired as exc:
-        raw = exc.stderr
-        stderr = raw.decode(errors="replace") if isinstance(raw, bytes) else (raw or "")
-        pytest.fail(
-            f"`{KAFKA_SCRIPT} {command}` did not finish within {limit_s:.0f}s\n{stderr}",
-            pytrace=False,
-        )
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
 
 
 @pytest.fixture(scope="session")
 def kafka_bootstrap(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """Bootstrap address ``127.0.0.1:PORT`` of a running broker, for the whole session."""
+    """Bootstrap address ``127.0.0.1:PORT`` of a running broker, for the whole session.
+
+    Under pytest-xdist the workers share one broker (``tests/support/kafka_broker.py``); the
+    xdist controller stops it once every worker is done.
+    """
     external = os.environ.get("KAFKA_BOOTSTRAP", "").strip()
     if external:
         yield external
         return
 
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # Each worker's temporary folder is popen-gwN in the run's folder, shared by all.
+        yield kafka_broker.shared(tmp_path_factory.getbasetemp().parent)
+        return
+
     run_dir = tmp_path_factory.mktemp("kafka-run")
     try:
-        started = _run_script("start", run_dir, _START_LIMIT_S)
-        bootstrap = _last_line(started.stdout)
-        if started.returncode != 0 or not _ADDRESS.match(bootstrap):
-            pytest.fail(
-                f"local Kafka broker did not start (exit {started.returncode}, "
-                f"run folder {run_dir})\n--- stdout ---\n{started.stdout}"
-                f"\n--- stderr (with the broker log tail) ---\n{started.stderr}",
-                pytrace=False,
-            )
-        yield bootstrap
+        yield kafka_broker.start(run_dir)
     finally:
-        stopped = _run_script("stop", run_dir, _STOP_LIMIT_S)
-        if stopped.returncode != 0:
-            pytest.fail(
-                f"local Kafka broker did not stop cleanly (exit {stopped.returncode})\n"
-                f"{stopped.stderr}",
-                pytrace=False,
-            )
+        failure = kafka_broker.stop(run_dir)
+        if failure:
+            pytest.fail(failure, pytrace=False)
 
 
 def _wait_for_topic(admin: AdminClient, topic: str, partitions: int, deadline: float) -> None:
