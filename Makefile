@@ -5,6 +5,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 DEV    := $(VENV)/.installed-dev
+# pytest-xdist workers for `make test` and `make integration` (CI has 2 cores; the integration
+# tests mostly wait on Kafka, raters and timeouts). The workers share one Kafka broker
+# (tests/support/kafka_broker.py). WORKERS=0 runs everything in one process.
+WORKERS ?= 2
 
 .PHONY: help demo test lint types unit integration kafka kafka-stop clean browser
 
@@ -40,7 +44,7 @@ unit: $(DEV)
 	$(BIN)/pytest -q -m "not integration"
 
 integration: $(DEV)
-	$(BIN)/pytest -q -m integration
+	$(BIN)/pytest -q -m integration -n $(WORKERS)
 
 # A real headless browser for the printable statement's test: Debian's chromium, installed
 # where we are root with apt (as CI runs); elsewhere that one test is skipped.
@@ -52,7 +56,7 @@ browser:
 	       >/dev/null; }; }; } || echo "no chromium here: the printable-page browser test is skipped"
 
 test: lint types browser
-	$(BIN)/pytest tests -q
+	$(BIN)/pytest tests -q -n $(WORKERS)
 
 kafka:
 	deploy/local/kafka start
