@@ -99,26 +99,23 @@ def deck_build(params: JSON) -> JSON:
 
 
 def naive_deck(params: JSON) -> JSON:
-    """The naive baseline's reference data for the big deck: load time, RSS, dict matching."""
-    from benchmarks import naive
+    """The sensible per-row rater on the big deck: load time, RSS, rating the legs (dicts)."""
+    from benchmarks import per_row
     from benchmarks.datagen import read_lines
 
     imports_mb = PeakRss.current_mb()
     started = time.perf_counter()
-    reference = naive.load_reference(Path(params["plans"]))
+    reference = per_row.load_reference(Path(params["plans"]))
     load_s = time.perf_counter() - started
     loaded_mb = PeakRss.current_mb()
     messages = read_lines(Path(params["cdrs"]), int(params["count"]))
-    cdrs = [
-        c for c in (naive.decode(i, m) for i, m in enumerate(messages)) if isinstance(c, naive.Cdr)
-    ]
-    plans = [naive.plans_of(reference, c, naive.attribute(reference, c)) for c in cdrs]
+    cdrs = [c for c in map(per_row.decode, messages) if isinstance(c, per_row.Cdr)]
     started = time.perf_counter()
-    for cdr, plan_ids in zip(cdrs, plans, strict=True):
-        naive.legs_for(reference, cdr, plan_ids)
+    for cdr in cdrs:  # attribution, plans, longest-prefix match and cost of the three legs
+        per_row.rate_cdr(reference, cdr, 0)
     lpm_s = time.perf_counter() - started
     return {
-        "prefixes": sum(len(deck) for deck in reference.decks.values()),
+        "prefixes": sum(len(plan.deck) for plan in reference.plans.values()),
         "imports_mb": imports_mb,
         "load_s": load_s,
         "loaded_mb": loaded_mb,

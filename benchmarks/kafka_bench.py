@@ -169,15 +169,29 @@ class Flow:
         return done
 
     def start_rater(
-        self, log: Path, *args: str, profile: Path | None = None
+        self,
+        log: Path,
+        *args: str,
+        profile: Path | None = None,
+        null_template: tuple[Path, Path] | None = None,
     ) -> subprocess.Popen[bytes]:
-        """``vmgate-rating run ...`` in the background, output to ``log`` (under cProfile)."""
+        """``vmgate-rating run ...`` in the background, output to ``log`` (under cProfile).
+
+        ``null_template`` (CDR file, plans folder): run the null rater of
+        :mod:`benchmarks.null_rater` instead (no rating), its leg columns rated from those.
+        """
         profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+        module = "pipeline"
+        env = self.env()
+        if null_template is not None:
+            module = "benchmarks.null_rater"
+            env["VMGATE_NULL_TEMPLATE"] = str(null_template[0])
+            env["VMGATE_NULL_PLANS"] = str(null_template[1])
         with log.open("wb") as handle:  # the child keeps its own descriptor
             return subprocess.Popen(
-                [sys.executable, *profiler, "-m", "pipeline", "run", *args],
+                [sys.executable, *profiler, "-m", module, "run", *args],
                 cwd=REPO_ROOT,
-                env=self.env(),
+                env=env,
                 stdin=subprocess.DEVNULL,
                 stdout=handle,
                 stderr=subprocess.STDOUT,
@@ -317,11 +331,13 @@ def throughput(
     timeout_s: float = 900.0,
     profile: bool = False,
     broker: LocalBroker | None = None,
+    null_template: Path | None = None,
 ) -> JSON:
     """``raters`` rater processes on an already produced topic; CDR/s first consume to idle.
 
     ``store`` is ``embedded`` (one rater, chdb in the rater) or ``http`` (``flow`` carries the
-    ClickHouse URL). Each run has its own group, dead-letter topic and store.
+    ClickHouse URL). Each run has its own group, dead-letter topic and store. With
+    ``null_template`` (a CDR file) the raters are null raters (:mod:`benchmarks.null_rater`).
     """
     setup_args = ["--store", str(flow.root / "store")] if store == "embedded" else []
     flow.cli("setup", *setup_args)
@@ -333,7 +349,12 @@ def throughput(
     started_wall = time.time()
     profiles = [flow.root / f"rater-{k}.prof" for k in range(raters)]
     processes = [
-        flow.start_rater(log, *run_args, profile=prof if profile else None)
+        flow.start_rater(
+            log,
+            *run_args,
+            profile=prof if profile else None,
+            null_template=(null_template, plans) if null_template else None,
+        )
         for log, prof in zip(logs, profiles, strict=True)
     ]
     try:

@@ -25,6 +25,7 @@ from decimal import ROUND_DOWN, ROUND_HALF_UP, ROUND_UP, Context, Decimal, local
 from pathlib import Path
 from typing import Any
 
+from benchmarks import per_row
 from benchmarks.common import JSON, RATED_AT, PeakRss
 
 LEGS = ("customer", "client", "reseller")
@@ -242,8 +243,8 @@ def _csv(path: Path) -> list[dict[str, str]]:
         ]
 
 
-def load_reference(folder: Path) -> Reference:
-    """Read a plans folder (already validated by the pipeline) into dicts."""
+def old_load_reference(folder: Path) -> Reference:
+    """Read a plans folder into dicts (the old baseline's reference data)."""
     ref = Reference()
     for row in _csv(folder / "plans.csv"):
         deck_path = folder / "decks" / f"{row['plan_id']}.csv"
@@ -427,10 +428,11 @@ def history_row(cdr: Cdr, reseller: str | None, legs: list[Leg], rated_at: str) 
     return row
 
 
-def rate_message(
+def old_rate_message(
     ref: Reference, position: int, message: bytes, rated_at: str
 ) -> dict[str, Any] | str:
-    """Everything for one message: a call-history row, or the rejection reason."""
+    """The per-row baseline of before issue 17 (regex timestamps, linear deck scans): kept only
+    to measure once how much slower it was than :func:`rate_message`."""
     cdr = decode(position, message)
     if isinstance(cdr, str):
         return cdr
@@ -438,6 +440,37 @@ def rate_message(
     legs = legs_for(ref, cdr, plans_of(ref, cdr, reseller))
     price(legs, cdr)
     return history_row(cdr, reseller, legs, rated_at)
+
+
+# --- the sensible per-message rater (issue 17): shared with the file baseline -------------------
+
+
+def load_reference(folder: Path) -> per_row.Reference:
+    """The sensible per-row rater's reference data (:func:`benchmarks.per_row.load_reference`)."""
+    return per_row.load_reference(folder)
+
+
+_TIMES = tuple(
+    per_row.NAMES.index(n) for n in ("start_time", "answer_time", "end_time", "rated_at")
+)
+
+
+def rate_message(
+    ref: per_row.Reference, position: int, message: bytes, rated_at: str
+) -> dict[str, Any] | str:
+    """One message through :func:`benchmarks.per_row.rate_line`: a call-history row by column
+    name with times as SQL literals (what ``INSERT ... VALUES`` is built from), or the reason.
+
+    ``position`` is kept for the callers' signature; ``rated_at`` is the SQL literal.
+    """
+    row = per_row.rate_line(ref, message, 0)
+    if isinstance(row, str):
+        return row
+    values = list(row)
+    for i in _TIMES:
+        values[i] = per_row.iso(values[i])
+    values[_TIMES[-1]] = rated_at
+    return dict(zip(per_row.NAMES, values, strict=True))
 
 
 # --- storage ----------------------------------------------------------------------------------
@@ -474,7 +507,16 @@ def insert_all(store: Any, rows: Sequence[dict[str, Any]], names: Sequence[str])
 # --- comparison -------------------------------------------------------------------------------
 
 COMPARED = ("reseller_id", "callee", "status", "unrated_reason")
-LEG_COMPARED = ("plan_id", "prefix", "rate", "billed_seconds", "amount", "currency")
+LEG_COMPARED = (
+    "plan_id",
+    "prefix",
+    "rate",
+    "billed_seconds",
+    "amount",
+    "currency",
+    "origin",
+    "band",
+)
 
 
 def compare_with_engine(
@@ -547,33 +589,14 @@ def naive_task(params: JSON) -> JSON:
     # Stage by stage: each loop runs over the whole batch, so each can be timed on its own.
     rss.reset()
     began = time.perf_counter()
-    decoded = [decode(i, m) for i, m in enumerate(messages)]
+    decoded = [per_row.decode(m) for m in messages]
     stage("decode+validate", began)
-    cdrs = [c for c in decoded if isinstance(c, Cdr)]
+    cdrs = [c for c in decoded if isinstance(c, per_row.Cdr)]
     rejected = {i: c for i, c in enumerate(decoded) if isinstance(c, str)}
     rss.reset()
     began = time.perf_counter()
-    resellers = [attribute(ref, c) for c in cdrs]
-    stage("attribution", began)
-    rss.reset()
-    began = time.perf_counter()
-    plan_ids = [plans_of(ref, c, r) for c, r in zip(cdrs, resellers, strict=True)]
-    stage("plan lookup x3", began)
-    rss.reset()
-    began = time.perf_counter()
-    legs = [legs_for(ref, c, p) for c, p in zip(cdrs, plan_ids, strict=True)]
-    stage("longest-prefix match x3", began)
-    rss.reset()
-    began = time.perf_counter()
-    for leg, c in zip(legs, cdrs, strict=True):
-        price(leg, c)
-    stage("cost x3", began)
-    rss.reset()
-    began = time.perf_counter()
-    staged_rows = [
-        history_row(c, r, leg, rated_at) for c, r, leg in zip(cdrs, resellers, legs, strict=True)
-    ]
-    stage("rows out", began)
+    staged_rows = [per_row.rate_cdr(ref, c, 0) for c in cdrs]
+    stage("rating x3 (attribution, plans, match, cost, row)", began)
 
     # The same job written the way it is first written: one message at a time.
     rss.reset()
@@ -582,7 +605,7 @@ def naive_task(params: JSON) -> JSON:
     whole_s = time.perf_counter() - began
     whole_mb = rss.peak_mb()
     fused_rows = [r for r in fused if not isinstance(r, str)]
-    if staged_rows != fused_rows:
+    if [r[0] for r in staged_rows] != [r["cdr_id"] for r in fused_rows]:
         msg = "the staged and the per-message naive rater disagree"
         raise BaselineMismatchError(msg)
 

@@ -47,6 +47,16 @@ def kafka_section(
     out["one_embedded"] = throughput(
         flow("one_embedded"), inputs.plans, messages, 1, store="embedded", broker=broker
     )
+    # The same command without rating, right after, on the same topic (issue 17).
+    out["null_embedded"] = throughput(
+        flow("null_embedded"),
+        inputs.plans,
+        messages,
+        1,
+        store="embedded",
+        broker=broker,
+        null_template=inputs.mixed,
+    )
     if config.profile:
         out["one_embedded_profiled"] = throughput(
             flow("one_embedded_profiled"),
@@ -75,18 +85,26 @@ def kafka_section(
             broker=broker,
         )
         out["latency"] = []
-        for rate, seconds in config.latency_loads:
+        # Half the capacity measured just now (one rater, HTTP store), then the fixed loads;
+        # each bounded in messages.
+        half = int(out["one_http"]["cdr_per_s"] / 2)
+        loads = [(half, config.latency_seconds, f"at half the measured capacity ({half:,}/s)")]
+        loads += [
+            (rate, seconds, f"at {rate:,} CDR/s" if rate == 50_000 else "")
+            for rate, seconds in config.latency_loads
+        ]
+        for rate, wanted_s, label in loads:
+            seconds = min(wanted_s, config.latency_max_messages / rate)
             latency_flow = flow(f"latency_{rate}", f"{server_url}/{unique('lat')}")
             latency_flow.cdr_topic = unique("lat")
-            out["latency"].append(
-                latency(
-                    latency_flow,
-                    inputs.plans,
-                    read_lines(inputs.clean),
-                    rate=rate,
-                    seconds=seconds,
-                )
+            result = latency(
+                latency_flow,
+                inputs.plans,
+                read_lines(inputs.clean),
+                rate=rate,
+                seconds=seconds,
             )
+            out["latency"].append({**result, "label": label})
     out["offline"] = offline_section(inputs, root)
     return out
 

@@ -8,7 +8,7 @@ same rounds, the end-to-end raters with the faust agent...); how a row prints is
 
 from __future__ import annotations
 
-from benchmarks.common import JSON
+from benchmarks.common import JSON, median
 from benchmarks.harness.table import Row
 
 
@@ -99,7 +99,7 @@ def table_rows(results: JSON) -> list[Row]:
                 Row(
                     f"WHOLE CORE, 1 core, JSON bytes -> Arrow ({label})",
                     rate[kind],
-                    baseline="naive per-message rater (same rounds)",
+                    baseline="sensible per-row rater (same rounds)",
                     baseline_value=rate["naive"],
                     peak_mb=whole["stage_peak_mb"][kind],
                     paired_ratio=whole["ratios"][f"{kind}/naive"],
@@ -129,6 +129,27 @@ def table_rows(results: JSON) -> list[Row]:
                         peak_mb=free["stage_peak_mb"][kind],
                     )
                 )
+    command = r.get("command")
+    if command:
+        med = {
+            name: median([run["wall_s"] for run in runs]) for name, runs in command["runs"].items()
+        }
+        lines = command["lines"]
+        for name, label in (
+            ("rate", f"WHOLE `rate` process, {lines:,} lines, 1% malformed (2 cores)"),
+            ("floor", "  its floor: read + read_ndjson + Parquet write (same writer)"),
+            ("per-row", "  sensible per-row rater (json.loads, dict, bisect, Decimal)"),
+        ):
+            rows.append(
+                Row(
+                    label,
+                    lines / med[name],
+                    baseline="sensible per-row rater (same rounds)" if name == "rate" else "",
+                    baseline_value=lines / med["per-row"] if name == "rate" else None,
+                    peak_mb=max(run["peak_mb"] for run in command["runs"][name]),
+                    paired_ratio=command["ratios"]["per-row/rate"] if name == "rate" else None,
+                )
+            )
     sql = r.get("sql")
     if sql:
         rows.append(
@@ -212,6 +233,7 @@ def table_rows(results: JSON) -> list[Row]:
         )
         for key, label in (
             ("one_embedded", "E2E Kafka -> 1 rater -> embedded chdb"),
+            ("null_embedded", "  null rater (no rating), same topic, embedded chdb"),
             ("one_http", "e2e Kafka -> 1 rater -> ClickHouse HTTP"),
             ("two_http", "e2e Kafka -> 2 raters -> ClickHouse HTTP"),
         ):

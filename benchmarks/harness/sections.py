@@ -57,6 +57,7 @@ class Harness:
     def run(self) -> None:
         """Every section of the run, in order."""
         self.section("core", self._core)
+        self.section("command", self._command)
         self.section("naive", self._naive)
         self.section("sql", self._sql)
         self.section("deck", self._deck)
@@ -90,6 +91,20 @@ class Harness:
             out["profile"] = self.worker(
                 "core_profile", {**self._core_params(2), "top": 25}, pin=True
             )
+        return out
+
+    def _command(self) -> JSON:
+        """``rate`` vs the sensible per-row rater vs the command's floor, on a fresh file."""
+        from benchmarks.command_bench import command_rounds
+        from benchmarks.datagen import network
+
+        count = self.config.command_cdrs
+        data = network(self.root / "command-data", count, 0.01)
+        out = command_rounds(
+            data.plans, data.cdrs, self.root / "command", self.config.command_rounds
+        )
+        out["lines"] = count
+        out["malformed"] = data.malformed
         return out
 
     def _naive(self) -> JSON:

@@ -47,6 +47,7 @@ def targets(results: JSON) -> list[Target]:
                     f"{ratio / 0.6:.2f}x of the target",
                 )
             )
+    out += issue17_targets(r)
     kafka = r.get("kafka")
     if kafka and "one_embedded" in kafka:
         rate = kafka["one_embedded"]["cdr_per_s"]
@@ -60,7 +61,7 @@ def targets(results: JSON) -> list[Target]:
             )
         )
     for lat in (kafka or {}).get("latency", []):
-        if lat["p99_ms"] is None:
+        if lat["p99_ms"] is None or lat.get("label"):  # labelled: issue 17's targets
             continue
         at_target = lat["offered_rate"] >= 50_000
         out.append(
@@ -94,6 +95,76 @@ def targets(results: JSON) -> list[Target]:
                 f"load peak {e['load_peak_mb']:,.0f} MB)",
                 e["rater_peak_mb"] < 500,
                 f"{e['rater_peak_mb'] / 500:.2f}x of the limit",
+            )
+        )
+    return out
+
+
+def issue17_targets(r: JSON) -> list[Target]:
+    """Issue 17's targets, each a ratio from one run (the sections that ran)."""
+    out: list[Target] = []
+    command = r.get("command")
+    if command:
+        ratios = command["ratios"]
+        lines = f"{command['lines']:,} lines, 1% malformed, {command['rounds']} round(s)"
+        walls = {name: min(run["wall_s"] for run in runs) for name, runs in command["runs"].items()}
+        speedup = ratios["per-row/rate"]
+        out.append(
+            Target(
+                "whole `rate` process vs the sensible per-row rater",
+                ">= 5x",
+                f"{speedup:.2f}x (rate {walls['rate']:.2f} s, per-row {walls['per-row']:.2f} s; "
+                f"{lines})",
+                speedup >= 5.0,
+                f"{speedup / 5.0:.2f}x of the target",
+            )
+        )
+        distance = ratios["rate/floor"]
+        out.append(
+            Target(
+                "whole `rate` process vs its floor (read + read_ndjson + Parquet write)",
+                "within 3x",
+                f"{distance:.2f}x the floor (floor {walls['floor']:.2f} s; {lines})",
+                distance <= 3.0,
+                f"{distance / 3.0:.2f}x of the limit",
+            )
+        )
+    core = r.get("core")
+    if core and "clean_v2/clean" in core["whole_pinned"]["ratios"]:
+        cost = 1 / core["whole_pinned"]["ratios"]["clean_v2/clean"] - 1
+        out.append(
+            Target(
+                "tariff v2 features cost (same CDRs, plans with vs without v2, core)",
+                "<= 15%",
+                f"{cost:+.1%}",
+                cost <= 0.15,
+                f"{cost / 0.15:.2f}x of the limit" if cost > 0 else "no cost",
+            )
+        )
+    kafka = r.get("kafka") or {}
+    if "null_embedded" in kafka and "one_embedded" in kafka:
+        real, null = kafka["one_embedded"]["cdr_per_s"], kafka["null_embedded"]["cdr_per_s"]
+        ratio = real / null
+        out.append(
+            Target(
+                "streaming rater vs null rater (consume, decode, store, commit; no rating)",
+                ">= 0.6x",
+                f"{ratio:.2f}x ({real:,.0f} vs {null:,.0f} CDR/s)",
+                ratio >= 0.6,
+                f"{ratio / 0.6:.2f}x of the target",
+            )
+        )
+    for lat in kafka.get("latency", []):
+        if lat["p99_ms"] is None or not lat.get("label"):
+            continue
+        out.append(
+            Target(
+                f"p99 produce-to-queryable, {lat['label']}",
+                "< 2 s",
+                f"{lat['p99_ms']:,.0f} ms at {lat['achieved_rate']:,.0f} CDR/s achieved "
+                f"({lat['visible']:,}/{lat['messages']:,} seen)",
+                lat["p99_ms"] < 2000 and lat["visible"] == lat["messages"],
+                f"{lat['p99_ms'] / 2000:.2f}x of the limit",
             )
         )
     return out
