@@ -7,12 +7,17 @@ whole processes on the same file, alternating their order each round:
 - ``vmgate-rating rate`` (Parquet + DLQ out) on both cores, pinned to one core (``taskset -c
   0``, ``POLARS_MAX_THREADS=1``), and with ``--jobs 2`` (two processes, one range of the file
   each): what the second core gives the offline command;
-- the per-row rater of :mod:`benchmarks.per_row_file` (file in, file out, pinned to one core:
-  it is single-threaded either way).
+- the sensible per-row rater of :mod:`benchmarks.per_row_file` (issue 17: ``json.loads``,
+  dict + ``bisect``, ``Decimal``, one Parquet write; pinned to one core: it is single-threaded
+  either way);
+- the command's floor of :mod:`benchmarks.command_bench` (read + ``read_ndjson`` of the valid
+  lines + the command's Parquet write of its rows, rows loaded before its clock starts).
 
 Wall time of each process is measured from spawn to exit (interpreter start, imports and
-reference-data loading included). It prints a table and the ratio, and exits 1 if the two
-disagree on how many rows and rejects the file holds.
+reference-data loading included). It prints a table and the ratios, and exits 1 if the per-row
+rater and ``rate`` disagree on any rated row (amounts, prefixes, plans, statuses...) or on the
+rejected line numbers (:func:`benchmarks.command_bench.compare_outputs`). ``--old`` also runs,
+once, the per-row baseline of before issue 17 on the same file.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.command_bench import OutputMismatchError, compare_outputs
 from benchmarks.datagen import network
 from benchmarks.processes import run_reporting_child
 
@@ -53,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=2, help="rounds, order alternating (2)")
     parser.add_argument("--keep", type=Path, help="keep the data and outputs in this folder")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--old", action="store_true", help="also the old per-row baseline, once")
     args = parser.parse_args(argv)
     seed = args.seed if args.seed is not None else secrets.randbelow(2**31)
     root = args.keep or Path(tempfile.mkdtemp(prefix="vmgate-offline-"))
@@ -71,15 +78,27 @@ def main(argv: list[str] | None = None) -> int:
             "rate-jobs2": [],
             "rate-1": [],
             "per-row": [],
+            "floor": [],
         }
 
         def one(name: str) -> None:
             out = root / f"{name}.out"
-            if name == "per-row":
+            if name in ("per-row", "old-per-row"):
                 command = [*pin, sys.executable, "-m", "benchmarks.per_row_file", "--plans",
-                           str(data.plans), "--cdrs", str(data.cdrs), "--out", str(out),
-                           "--dlq", str(out) + ".dlq"]  # fmt: skip
-                runs[name].append(_run(command, root / f"{name}.log"))
+                           str(data.plans), "--cdrs", str(data.cdrs), "--out",
+                           str(out) + ".parquet", "--dlq", str(out) + ".dlq"]  # fmt: skip
+                if name == "old-per-row":
+                    command = [*command, "--old"]
+                runs.setdefault(name, []).append(_run(command, root / f"{name}.log"))
+                return
+            if name == "floor":
+                engine = root / "rate-2.out"
+                command = [sys.executable, "-m", "benchmarks.command_bench", "floor", "--cdrs",
+                           str(data.cdrs), "--rated", str(engine) + ".parquet", "--dlq",
+                           str(engine) + ".dlq", "--out", str(out) + ".parquet"]  # fmt: skip
+                run = _run(command, root / f"{name}.log")
+                run["wall_s"] -= run["preload_s"]
+                runs[name].append(run)
                 return
             command = [*rate, "--out", str(out) + ".parquet", "--dlq", str(out) + ".dlq"]
             if name == "rate-jobs2":
@@ -91,10 +110,24 @@ def main(argv: list[str] | None = None) -> int:
             else:
                 runs[name].append(_run(command, root / f"{name}.log"))
 
+        checked = 0
         for round_number in range(args.rounds):
-            order = ["rate-2", "per-row", "rate-jobs2", "rate-1"]
+            order = ["rate-2", "per-row", "rate-jobs2", "rate-1", "floor"]
             for name in order if round_number % 2 == 0 else list(reversed(order)):
                 one(name)
+            if round_number == 0:  # the per-row rater agrees with rate, row for row
+                try:
+                    checked = compare_outputs(
+                        root / "rate-2.out.parquet",
+                        root / "rate-2.out.dlq",
+                        root / "per-row.out.parquet",
+                        root / "per-row.out.dlq",
+                    )
+                except OutputMismatchError as exc:
+                    print(exc)
+                    return 1
+        if args.old:
+            one("old-per-row")
         rated = runs["rate-2"][-1]
         baseline = runs["per-row"][-1]
         engine_rows = int(rated.get("rated", 0) + rated.get("unrated", 0))
@@ -109,18 +142,30 @@ def main(argv: list[str] | None = None) -> int:
             "rate-2": "vmgate-rating rate (2 cores)",
             "rate-jobs2": "vmgate-rating rate --jobs 2 (2 processes)",
             "rate-1": "vmgate-rating rate (1 core, taskset)",
-            "per-row": "per-row rater (json.loads, dict, Decimal)",
+            "floor": "floor: read + read_ndjson + Parquet write",
+            "per-row": "sensible per-row rater (json.loads, dict)",
+            "old-per-row": "old per-row baseline (before issue 17)",
         }
-        for name in ("rate-2", "rate-jobs2", "rate-1", "per-row"):
+        for name, label in labels.items():
+            if name not in wall:
+                continue
             ratio = wall["per-row"] / wall[name]
             print(
-                f"{labels[name]:<44} {wall[name]:>8.2f} {args.cdrs / wall[name]:>10,.0f} "
+                f"{label:<44} {wall[name]:>8.2f} {args.cdrs / wall[name]:>10,.0f} "
                 f"{peak[name]:>8.0f} {ratio:>9.1f}x"
             )
         print(
             f"rows {engine_rows:,} / {int(baseline['rows']):,}, rejected {engine_rejected:,} / "
-            f"{int(baseline['rejected']):,}: {'agree' if agree else 'DISAGREE'}; "
-            f"rounds {args.rounds}, medians"
+            f"{int(baseline['rejected']):,}: {'agree' if agree else 'DISAGREE'} "
+            f"({checked:,} rated rows compared column by column); rounds {args.rounds}, medians"
+        )
+        speedup = wall["per-row"] / wall["rate-2"]
+        distance = wall["rate-2"] / wall["floor"]
+        print(
+            f"issue 17 Done-when: rate {speedup:.2f}x the sensible per-row rater (target >= 5x: "
+            f"{'met' if speedup >= 5 else 'MISSED'}); rate {distance:.2f}x its floor (target "
+            f"within 3x: {'met' if distance <= 3 else 'MISSED'}); load average "
+            f"{', '.join(f'{x:.2f}' for x in os.getloadavg())}"
         )
         if args.json:
             args.json.write_text(
