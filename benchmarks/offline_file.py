@@ -137,7 +137,11 @@ def main(argv: list[str] | None = None) -> int:
         )
         wall = {name: statistics.median(r["wall_s"] for r in rs) for name, rs in runs.items()}
         peak = {name: max(r["peak_mb"] for r in rs) for name, rs in runs.items()}
-        print(f"{'process':<44} {'wall s':>8} {'CDR/s':>10} {'peak MB':>8} {'vs per-row':>10}")
+        cpu = {name: statistics.median(r["cpu_s"] for r in rs) for name, rs in runs.items()}
+        print(
+            f"{'process':<44} {'wall s':>8} {'CPU s':>7} {'CDR/s':>10} {'peak MB':>8} "
+            f"{'vs per-row':>10}"
+        )
         labels = {
             "rate-2": "vmgate-rating rate (2 cores)",
             "rate-jobs2": "vmgate-rating rate --jobs 2 (2 processes)",
@@ -151,8 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                 continue
             ratio = wall["per-row"] / wall[name]
             print(
-                f"{label:<44} {wall[name]:>8.2f} {args.cdrs / wall[name]:>10,.0f} "
-                f"{peak[name]:>8.0f} {ratio:>9.1f}x"
+                f"{label:<44} {wall[name]:>8.2f} {cpu[name]:>7.1f} "
+                f"{args.cdrs / wall[name]:>10,.0f} {peak[name]:>8.0f} {ratio:>9.1f}x"
             )
         print(
             f"rows {engine_rows:,} / {int(baseline['rows']):,}, rejected {engine_rejected:,} / "

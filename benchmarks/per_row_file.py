@@ -15,6 +15,7 @@ to show in RESULTS.md how much slower it was.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import time
 from collections.abc import Sequence
@@ -58,7 +59,21 @@ def to_table(rows: list[tuple[Any, ...]]) -> pa.Table:
 
 
 def rate_file(plans: Path, cdrs: Path, out: Path, dlq: Path) -> dict[str, Any]:
-    """Rate the file into ``out`` (Parquet) and ``dlq`` (JSONL); the summary."""
+    """Rate the file into ``out`` (Parquet) and ``dlq`` (JSONL); the summary.
+
+    The cyclic garbage collector is paused while the rows pile up: the profile showed it
+    re-scanning the growing list of row tuples (which hold no cycles) in full collections,
+    a third of the Arrow conversion and a fifth of the whole run on 600,000 lines; a developer
+    who profiles finds it (the first ``pa.array`` call "taking" 0.5 s per 100,000 rows).
+    """
+    gc.disable()
+    try:
+        return _rate_file(plans, cdrs, out, dlq)
+    finally:
+        gc.enable()
+
+
+def _rate_file(plans: Path, cdrs: Path, out: Path, dlq: Path) -> dict[str, Any]:
     started = time.perf_counter()
     reference = load_reference(plans)
     loaded = time.perf_counter()

@@ -64,8 +64,8 @@ QUICK = RunConfig(
     unpinned=False,
     profile=False,
     http_store=False,
-    command_cdrs=600_000,
-    command_rounds=1,
+    command_cdrs=300_000,
+    command_rounds=2,
     latency_seconds=5.0,
     latency_max_messages=250_000,
 )

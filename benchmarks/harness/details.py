@@ -57,10 +57,31 @@ def details(results: JSON) -> list[str]:
             if "profile" in core:
                 out += ["", f"#### Profile of the core ({kind} batch, 1 core)", ""]
                 out += _profile_lines(core["profile"][kind], 15)
+    command = r.get("command")
+    if command:
+        runs = command["runs"]
+        for number, (rate, row, floor) in enumerate(
+            zip(runs["rate"], runs["per-row"], runs["floor"], strict=True), start=1
+        ):
+            out.append(
+                f"- command round {number} ({command['lines']:,} lines, "
+                f"{command['malformed']:,} malformed): `rate` {rate['wall_s']:.2f} s wall "
+                f"({rate['seconds']:.2f} s by its summary, {rate['cpu_s']:.1f} s CPU); per-row "
+                f"{row['wall_s']:.2f} s wall, {row['cpu_s']:.1f} s CPU (plans "
+                f"{row['load_s']:.2f}, rating {row['rate_s']:.2f}, Arrow {row['arrow_s']:.2f}, "
+                f"Parquet {row['write_s']:.2f}); "
+                f"floor {floor['wall_s']:.2f} s (read {floor['read_s']:.2f}, read_ndjson "
+                f"{floor['decode_s']:.2f}, Parquet {floor['write_s']:.2f}, the rest start-up)"
+            )
+        out.append(
+            f"- per-row rater checked against `rate`: {command['checked_rows']:,} rated rows "
+            "equal column by column, the same rejected line numbers"
+        )
     naive = r.get("naive")
     if naive:
         out.append(
-            f"- naive baseline: {naive['messages']:,} messages, "
+            f"- per-message baseline (the sensible per-row rater, one message at a time): "
+            f"{naive['messages']:,} messages, "
             f"{naive['checked_against_engine']:,} rated rows and every rejection checked equal "
             f"to the engine; {naive['insert_rows']:,} rows inserted in "
             f"{naive['insert_statements']} INSERT VALUES statements"
