@@ -20,6 +20,7 @@ arrival order, and the walk then gathers from nearby positions.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from itertools import pairwise
 from typing import Any
@@ -135,6 +136,20 @@ class DeckIndex:
         result = np.full(len(plan), -1, dtype=np.int64)
         if len(self.keys) == 0:
             return result
+        rows, node, row_plan = self.start_nodes(plan, callee_padded, callee_length)
+        result[rows] = self._walk(
+            node, row_plan, callee_padded[rows], callee_length[rows], times[rows]
+        )
+        return result
+
+    def start_nodes(
+        self, plan: Ints, callee_padded: I64, callee_length: I64
+    ) -> tuple[I64, I64, I64]:
+        """Where each query's walk starts: (query rows, prefix ids, plans).
+
+        Only the queries whose plan has a prefix ``<= q`` are returned, with that greatest
+        prefix.
+        """
         rows = np.flatnonzero(plan >= 0)
         query = callee_padded[rows] * 16 + callee_length[rows]
         by_query = np.argsort(query)
@@ -150,39 +165,67 @@ class DeckIndex:
         wanted = row_plan * (len(self.encodings) + 1) + below
         node = np.searchsorted(self.keys, wanted, side="right") - 1
         inside = node >= self.plan_offsets[row_plan]  # else no prefix of the plan is <= q
-        rows, node, row_plan = rows[inside], node[inside], row_plan[inside]
-        result[rows] = self._walk(
-            node, row_plan, callee_padded[rows], callee_length[rows], times[rows]
-        )
-        return result
+        return rows[inside], node[inside], row_plan[inside]
+
+    def prefix_encoding(self, node: I64, plan: I64) -> I64:
+        """The encoded prefix (``padded * 16 + length``) of prefix ids of the given plans."""
+        encoded: I64 = self.encodings[self.keys[node] - plan * (len(self.encodings) + 1)]
+        return encoded
+
+    def node_of(self, plan: Ints, encoded: I64) -> I64:
+        """The prefix id of each (plan, encoded prefix) that the index holds (else garbage)."""
+        rank = np.searchsorted(self.encodings, encoded)
+        return np.searchsorted(self.keys, plan.astype(np.int64) * (len(self.encodings) + 1) + rank)
 
     def _walk(self, node: I64, plan: I64, padded: I64, length: I64, times: I64) -> I64:
         """From each row's greatest prefix ``<= q`` up its ancestors to the first that applies."""
+        return self.walk(
+            node, plan, padded, length, lambda nodes, at: self.segments.lookup(nodes, times[at])
+        )
+
+    def walk(
+        self,
+        node: I64,
+        plan: I64,
+        padded: I64,
+        length: I64,
+        resolve: Callable[[I64, I64], I64],
+    ) -> I64:
+        """Walk each query from ``node`` up its ancestors to the first prefix that gives a row.
+
+        At each prefix of the callee, ``resolve(prefix ids, query positions)`` gives the deck
+        row that applies there, or -1 to go on to the next shorter prefix.
+        """
         result = np.full(len(node), -1, dtype=np.int64)
         at = np.arange(len(node))
-        stride = len(self.encodings) + 1
         for _ in range(MAX_DIGITS):  # a path holds at most one prefix of each length
             if len(node) == 0:
                 break
-            encoded = self.encodings[self.keys[node] - plan * stride]
-            node_len = encoded & 15
-            node_padded = encoded >> 4
-            # q starts with the prefix: q, padded like it, lies in [prefix, prefix + 10**rest)
-            is_prefix = (
-                (node_len <= length)
-                & (padded >= node_padded)
-                & (padded - node_padded < _POW10[MAX_DIGITS - node_len])
+            candidates = np.flatnonzero(
+                starts_callee(self.prefix_encoding(node, plan), padded, length)
             )
-            candidates = np.flatnonzero(is_prefix)
             row = np.full(len(node), -1, dtype=np.int64)
-            row[candidates] = self.segments.lookup(node[candidates], times[candidates])
+            row[candidates] = resolve(node[candidates], at[candidates])
             found = row >= 0
             result[at[found]] = row[found]
             up = self.parent[node]
             keep = ~found & (up >= 0)
             node, plan, at = up[keep].astype(np.int64), plan[keep], at[keep]
-            padded, length, times = padded[keep], length[keep], times[keep]
+            padded, length = padded[keep], length[keep]
         return result
+
+
+def starts_callee(encoded: I64, padded: I64, length: I64) -> npt.NDArray[np.bool_]:
+    """Whether each encoded prefix starts its callee (given padded, with its length)."""
+    prefix_length = encoded & 15
+    prefix_padded = encoded >> 4
+    # q starts with the prefix: q, padded like it, lies in [prefix, prefix + 10**rest)
+    starts: npt.NDArray[np.bool_] = (
+        (prefix_length <= length)
+        & (padded >= prefix_padded)
+        & (padded - prefix_padded < _POW10[MAX_DIGITS - prefix_length])
+    )
+    return starts
 
 
 def _parents(encodings: I64, keys: I64) -> I32:

@@ -246,48 +246,23 @@ def _rows_by_variant(
 
     Candidates are the rows of the variants (plan, caller's group or any, call's band or any);
     among the matches the longest prefix wins, then a row with an origin, then one with a
-    band (the later effective_from already won within a variant). All legs and variants go
-    through one lookup.
+    band (the later effective_from already won within a variant): one walk per call and leg
+    (:class:`~pipeline.prefix_trie.VariantIndex`), all legs in one lookup.
     """
     count = len(times)
-    if reference.deck_row_count == 0:
+    index = terms.variant_index
+    if reference.deck_row_count == 0 or index is None:
         return [np.full(count, -1, dtype=np.int64) for _ in plans]
-    queries = []
-    for plan in plans:
-        band = _band_at(plan, times, terms)
-        for with_origin, with_band in ((1, 1), (1, 0), (0, 1), (0, 0)):
-            origin = group if with_origin else np.zeros(count, dtype=np.int64)
-            wanted = band if with_band else np.zeros(count, dtype=np.int64)
-            variant = terms.variant_of(plan, origin, wanted)
-            # A variant asked with "any" where the call has none is the same as the last one.
-            if with_origin:
-                variant = np.where(group > 0, variant, -1)
-            if with_band:
-                variant = np.where(wanted > 0, variant, -1)
-            queries.append(variant)
-    # Only the variants a call has and the deck holds are looked up (a caller in no group, a
-    # plan without bands, a leg without a plan ask for fewer).
-    variants = np.concatenate(queries)
-    asked = np.flatnonzero(variants >= 0)
-    call = asked % count
-    flat = np.full(len(variants), -1, dtype=np.int64)
-    flat[asked] = reference.deck_index.lookup(
-        variants[asked], callee_padded[call], callee_length[call], times[call]
+    legs = len(plans)
+    found = index.lookup(
+        np.concatenate(plans),
+        np.tile(group, legs),
+        np.concatenate([_band_at(plan, times, terms) for plan in plans]),
+        np.tile(callee_padded, legs),
+        np.tile(callee_length, legs),
+        np.tile(times, legs),
     )
-    found = flat.reshape(len(queries), count)
-    lengths = terms.deck_prefix_length
-    rows = []
-    for leg in range(len(plans)):
-        block = found[leg * 4 : leg * 4 + 4]
-        score = np.where(
-            block >= 0,
-            lengths[np.maximum(block, 0)].astype(np.int64) * 4
-            + np.array([3, 2, 1, 0], dtype=np.int64)[:, None],
-            -1,
-        )
-        best = score.argmax(axis=0)
-        rows.append(np.where(score.max(axis=0) >= 0, block[best, np.arange(count)], -1))
-    return rows
+    return list(np.split(found, legs))
 
 
 def _origin_and_band(scope: Scope, row: I64, terms: OriginsAndBands | None) -> dict[str, pa.Array]:

@@ -17,7 +17,7 @@ import numpy.typing as npt
 import polars as pl
 import pyarrow as pa
 
-from pipeline.prefix_trie import DeckIndex, IntervalIndex
+from pipeline.prefix_trie import DeckIndex, IntervalIndex, VariantIndex
 
 
 class Scope(StrEnum):
@@ -164,10 +164,11 @@ class OriginsAndBands:
     # the deck by variant
     deck_origin: npt.NDArray[np.int16]  # deck row -> group id (0: any caller)
     deck_band: npt.NDArray[np.int16]  # deck row -> band id (0: any time)
-    deck_prefix_length: npt.NDArray[np.int8]  # deck row -> digits in its prefix
     groups: int  # group ids 0..groups-1
     bands: int  # band ids 0..bands-1
     variant_keys: npt.NDArray[np.int64]  # sorted variant keys that some deck row has
+    # the deck rows by plan, prefix and variant: a call's winner in one walk (set by the loader)
+    variant_index: VariantIndex | None = None
 
     @functools.cached_property
     def _variant_table(self) -> npt.NDArray[np.int64] | None:

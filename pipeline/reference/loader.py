@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline.prefix_trie import DeckIndex, DeckRows
+from pipeline.prefix_trie import DeckIndex, DeckRows, VariantIndex
 from pipeline.rating.exceptions import Problem, ReferenceDataError
 from pipeline.rating.reference import (
     MEMBERSHIP_SCHEMA,
@@ -148,6 +148,23 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
         ),
         index_plans,
     )
+    if origins_and_bands is not None:
+        origins_and_bands = replace(
+            origins_and_bands,
+            variant_index=VariantIndex.build(
+                DeckRows(
+                    plan=deck["plan_index"].to_numpy(),
+                    prefix=deck["prefix"],
+                    effective_from=deck["effective_from_us"].to_numpy(),
+                    effective_until=deck["effective_until_us"].to_numpy(),
+                ),
+                origins_and_bands.deck_origin,
+                origins_and_bands.deck_band,
+                plans.height,
+                origins_and_bands.groups,
+                origins_and_bands.bands,
+            ),
+        )
     deck_arrays = DeckArrays.of(deck)
     deck_row_count = deck.height
     del deck

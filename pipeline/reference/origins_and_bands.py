@@ -394,7 +394,6 @@ def build_origins_and_bands(
     holiday = sorted(
         (plan * 2**32 + day, band) for (plan, day), band in vocabulary.holidays.items()
     )
-    lengths = deck_prefix.str.len_bytes().to_numpy().astype(np.int8)
     shaped = OriginsAndBands(
         origin_tenants=pl.DataFrame(
             {"tenant_id": tenants, "key": list(range(len(tenants)))},
@@ -411,7 +410,6 @@ def build_origins_and_bands(
         holiday_bands=np.array([b for _, b in holiday], dtype=np.int16),
         deck_origin=deck_origin,
         deck_band=deck_band,
-        deck_prefix_length=lengths,
         groups=groups,
         bands=bands,
         variant_keys=variant_keys,
