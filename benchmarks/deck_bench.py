@@ -39,6 +39,7 @@ def deck_build(params: JSON) -> JSON:
     started = time.perf_counter()
     reference = load_plans_folder(Path(params["plans"]))
     load_s = time.perf_counter() - started
+    assert reference.deck_index is not None, "the large deck is a tariff-v1 folder"
     load_peak_mb = _ru_maxrss_mb()
     loaded_mb = PeakRss.current_mb()
 

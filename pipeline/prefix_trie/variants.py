@@ -54,6 +54,7 @@ class VariantIndex:
         # The tree of prefixes: each (plan, prefix) once, so that no prefix has rows to resolve.
         pairs = pl.DataFrame({"plan": np.asarray(rows.plan, dtype=np.int64), "prefix": rows.prefix})
         pairs = pairs.unique()
+        # The tree's [0, 1) validity intervals are never read: the walk resolves per variant.
         always = np.zeros(pairs.height, dtype=np.int64)
         tree = DeckIndex.build(
             DeckRows(pairs["plan"].to_numpy(), pairs["prefix"], always, always + 1), n_plans

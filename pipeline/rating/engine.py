@@ -87,6 +87,7 @@ def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime)
     terms = reference.origins_and_bands
     if terms is None:
         # The three legs in one lookup: one pass over the index instead of three.
+        assert reference.deck_index is not None, "a v1 folder has a deck index"
         rows = np.split(
             reference.deck_index.lookup(
                 np.concatenate(plans),
@@ -250,11 +251,10 @@ def _rows_by_variant(
     (:class:`~pipeline.prefix_trie.VariantIndex`), all legs in one lookup.
     """
     count = len(times)
-    index = terms.variant_index
-    if reference.deck_row_count == 0 or index is None:
+    if reference.deck_row_count == 0:
         return [np.full(count, -1, dtype=np.int64) for _ in plans]
     legs = len(plans)
-    found = index.lookup(
+    found = terms.variant_index.lookup(
         np.concatenate(plans),
         np.tile(group, legs),
         np.concatenate([_band_at(plan, times, terms) for plan in plans]),

@@ -8,7 +8,6 @@ validated); this module only defines it.
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -135,18 +134,14 @@ class PlanArrays:
 WEEK_MINUTES = 7 * 24 * 60
 
 
-_DENSE_VARIANT_KEYS = 1 << 22  # variant keys below this are looked up in a table (32 MB at most)
-
-
 @dataclass(frozen=True, eq=False)
 class OriginsAndBands:
     """Caller origins and time bands (DESIGN.md section 8) of a folder that uses them.
 
     Group and band ids are small integers, 0 meaning "any caller" or "any time" (a deck row
-    without an origin or band). The deck is indexed by *variant*: a (plan, origin, band)
-    triple that some deck row has, ``(plan * groups + origin) * bands + band`` with
-    ``groups`` and ``bands`` counting id 0; :attr:`ReferenceData.deck_index` is then over
-    variant numbers (positions in ``variant_keys``), not plan indexes.
+    without an origin or band); ``groups`` and ``bands`` count id 0. Rating finds a call's
+    deck row in :attr:`variant_index` (one walk per call and leg);
+    :attr:`ReferenceData.deck_index` is then None.
     """
 
     # origin groups: per tenant, a longest-prefix index of its groups' caller prefixes
@@ -166,40 +161,8 @@ class OriginsAndBands:
     deck_band: npt.NDArray[np.int16]  # deck row -> band id (0: any time)
     groups: int  # group ids 0..groups-1
     bands: int  # band ids 0..bands-1
-    variant_keys: npt.NDArray[np.int64]  # sorted variant keys that some deck row has
-    # the deck rows by plan, prefix and variant: a call's winner in one walk (set by the loader)
-    variant_index: VariantIndex | None = None
-
-    @functools.cached_property
-    def _variant_table(self) -> npt.NDArray[np.int64] | None:
-        """Variant number by key (-1: none), for the variant lookup of :meth:`variant_of`.
-
-        Up to the largest key plus a last -1 that keys beyond it are clipped onto; None when
-        the keys are too large for a table.
-        """
-        if len(self.variant_keys) == 0 or self.variant_keys[-1] >= _DENSE_VARIANT_KEYS:
-            return None
-        table = np.full(int(self.variant_keys[-1]) + 2, -1, dtype=np.int64)
-        table[self.variant_keys] = np.arange(len(self.variant_keys), dtype=np.int64)
-        return table
-
-    def variant_of(
-        self,
-        plan: npt.NDArray[np.int64],
-        origin: npt.NDArray[np.int64],
-        band: npt.NDArray[np.int64],
-    ) -> npt.NDArray[np.int64]:
-        """The variant number of each (plan, origin, band); -1 where no deck row has it."""
-        key = (plan * self.groups + origin) * self.bands + band
-        table = self._variant_table
-        if table is not None:  # a gather instead of a binary search per row
-            return np.where(plan >= 0, table[np.clip(key, 0, len(table) - 1)], -1)
-        found = np.searchsorted(self.variant_keys, key)
-        found = np.minimum(found, max(len(self.variant_keys) - 1, 0))
-        hit = (plan >= 0) & (len(self.variant_keys) > 0)
-        if len(self.variant_keys):
-            hit &= self.variant_keys[found] == key
-        return np.where(hit, found, -1)
+    # the deck rows by plan, prefix and variant: a call's winner in one walk
+    variant_index: VariantIndex
 
 
 #: A roster frame's instants: UTC microseconds, like every timestamp of the pipeline.
@@ -306,7 +269,9 @@ class ReferenceData:
     version: str
     plans: pl.DataFrame  # plan_index, plan_id, tenant_id, name, scope, currency, decimals, ...
     deck_row_count: int  # deck rows over all plans; global row ids are 0..deck_row_count-1
-    deck_index: DeckIndex
+    #: The deck by plan index; None when ``origins_and_bands`` is set (its variant index is
+    #: the deck's index then).
+    deck_index: DeckIndex | None
     associations: dict[Scope, AccountPlans]
     memberships: pl.DataFrame  # client_id, key
     #: client key -> reseller index: memberships.csv and enrollments.csv combined, disjoint
@@ -314,7 +279,7 @@ class ReferenceData:
     resellers: pl.Series  # reseller index -> reseller_id
     deck_arrays: DeckArrays
     plan_arrays: PlanArrays
-    #: None: no origin group or time band anywhere, and ``deck_index`` is by plan index.
+    #: None: no origin group or time band anywhere, and rating reads ``deck_index``.
     origins_and_bands: OriginsAndBands | None = None
     #: Accounts, join codes and enrollments (empty without their files); not read by rating.
     roster: Roster = field(default_factory=Roster.empty)

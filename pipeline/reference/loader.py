@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from pipeline.prefix_trie import DeckIndex, DeckRows, VariantIndex
+from pipeline.prefix_trie import DeckIndex, DeckRows
 from pipeline.rating.exceptions import Problem, ReferenceDataError
 from pipeline.rating.reference import (
     MEMBERSHIP_SCHEMA,
@@ -125,46 +125,22 @@ def load_plans(folder: PlanFiles) -> ReferenceData:
     # A rater keeps only the index and the arrays: the deck's text frames go as soon as they
     # are turned into those (a million-row deck must fit in a rater's memory budget).
     deck_frames.clear()
-    origins_and_bands = None
-    index_plan = deck["plan_index"].to_numpy()
-    index_plans = plans.height
-    if vocabulary.used or "origin_id" in deck.columns:
-        # The deck is indexed by variant, (plan, origin, band), instead of by plan.
-        origins_and_bands, index_plan = build_origins_and_bands(
-            vocabulary,
-            plans,
-            index_plan,
-            deck["prefix"],
-            _ids(deck, "origin_id"),
-            _ids(deck, "band_id"),
-        )
-        index_plans = len(origins_and_bands.variant_keys)
-    deck_index = DeckIndex.build(
-        DeckRows(
-            plan=index_plan,
-            prefix=deck["prefix"],
-            effective_from=deck["effective_from_us"].to_numpy(),
-            effective_until=deck["effective_until_us"].to_numpy(),
-        ),
-        index_plans,
+    rows = DeckRows(
+        plan=deck["plan_index"].to_numpy(),
+        prefix=deck["prefix"],
+        effective_from=deck["effective_from_us"].to_numpy(),
+        effective_until=deck["effective_until_us"].to_numpy(),
     )
-    if origins_and_bands is not None:
-        origins_and_bands = replace(
-            origins_and_bands,
-            variant_index=VariantIndex.build(
-                DeckRows(
-                    plan=deck["plan_index"].to_numpy(),
-                    prefix=deck["prefix"],
-                    effective_from=deck["effective_from_us"].to_numpy(),
-                    effective_until=deck["effective_until_us"].to_numpy(),
-                ),
-                origins_and_bands.deck_origin,
-                origins_and_bands.deck_band,
-                plans.height,
-                origins_and_bands.groups,
-                origins_and_bands.bands,
-            ),
+    origins_and_bands = None
+    deck_index = None
+    if vocabulary.used or "origin_id" in deck.columns:
+        # Tariff v2: rating reads only the variant index (one walk per call and leg).
+        origins_and_bands = build_origins_and_bands(
+            vocabulary, plans, rows, _ids(deck, "origin_id"), _ids(deck, "band_id")
         )
+    else:
+        deck_index = DeckIndex.build(rows, plans.height)
+    del rows
     deck_arrays = DeckArrays.of(deck)
     deck_row_count = deck.height
     del deck

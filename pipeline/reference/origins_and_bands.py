@@ -19,7 +19,7 @@ import numpy as np
 import numpy.typing as npt
 import polars as pl
 
-from pipeline.prefix_trie import DeckIndex, DeckRows
+from pipeline.prefix_trie import DeckIndex, DeckRows, VariantIndex
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
 from pipeline.rating.exceptions import Problem
 from pipeline.rating.money import strings_to_arrow
@@ -362,12 +362,15 @@ def deck_names_problems(
 def build_origins_and_bands(
     vocabulary: Vocabulary,
     plans: pl.DataFrame,
-    deck_plan: npt.NDArray[np.integer],
-    deck_prefix: pl.Series,
+    deck: DeckRows,
     deck_origin: npt.NDArray[np.int16],
     deck_band: npt.NDArray[np.int16],
-) -> tuple[OriginsAndBands, npt.NDArray[np.int64]]:
-    """What rating needs, and each deck row's variant number (the deck index's "plan")."""
+) -> OriginsAndBands:
+    """What rating needs, the deck's :class:`~pipeline.prefix_trie.VariantIndex` included.
+
+    ``deck`` is every deck row by plan index; ``deck_origin`` and ``deck_band`` its group and
+    band ids (0: any caller, any time).
+    """
     tenants = sorted({tenant for tenant, _, _ in vocabulary.origin_rows})
     tenant_key = {tenant: key for key, tenant in enumerate(tenants)}
     origin_index = DeckIndex.build(
@@ -381,8 +384,6 @@ def build_origins_and_bands(
     )
     groups = len(vocabulary.group_names)
     bands = len(vocabulary.band_names)
-    keys = (deck_plan.astype(np.int64) * groups + deck_origin) * bands + deck_band
-    variant_keys = np.unique(keys)
     with_weeks = sorted(vocabulary.weeks)
     plan_week = np.full(plans.height, -1, dtype=np.int32)
     plan_week[with_weeks] = np.arange(len(with_weeks), dtype=np.int32)
@@ -394,7 +395,7 @@ def build_origins_and_bands(
     holiday = sorted(
         (plan * 2**32 + day, band) for (plan, day), band in vocabulary.holidays.items()
     )
-    shaped = OriginsAndBands(
+    return OriginsAndBands(
         origin_tenants=pl.DataFrame(
             {"tenant_id": tenants, "key": list(range(len(tenants)))},
             schema={"tenant_id": pl.String, "key": pl.Int64},
@@ -412,6 +413,5 @@ def build_origins_and_bands(
         deck_band=deck_band,
         groups=groups,
         bands=bands,
-        variant_keys=variant_keys,
+        variant_index=VariantIndex.build(deck, deck_origin, deck_band, plans.height, groups, bands),
     )
-    return shaped, np.searchsorted(variant_keys, keys)
