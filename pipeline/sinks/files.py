@@ -45,7 +45,8 @@ class ParquetCallHistory:
     (the default), batches are encoded and written by a thread of their own (pyarrow releases
     the GIL while it compresses), so the next batch is rated on the other core meanwhile; at
     most ``_QUEUED_BATCHES`` wait, and a write error is raised by the next :meth:`write` or by
-    :meth:`close`. The file's bytes do not depend on ``background``.
+    :meth:`close`, and again by every later call: :meth:`close` then drops the partial file
+    and never publishes one missing a batch. The file's bytes do not depend on ``background``.
     """
 
     def __init__(self, path: Path, *, background: bool = True) -> None:
@@ -100,14 +101,27 @@ class ParquetCallHistory:
             self._thread = None
 
     def _raise_if_failed(self) -> None:
-        if self._error is not None:
-            error, self._error = self._error, None
-            raise error
+        if self._error is not None:  # kept: a later call must not go on as if nothing failed
+            raise self._error
+
+    def _discard(self) -> None:
+        """Close the writer, if open, and remove the partial file."""
+        writer, self._writer = self._writer, None
+        try:
+            if writer is not None:
+                writer.close()
+        finally:
+            self._partial.unlink(missing_ok=True)
 
     def close(self) -> None:
-        """Finish the file (an empty one if nothing was written) and move it into place."""
+        """Finish the file (an empty one if nothing was written) and move it into place.
+
+        After a write error of the background writer: drop the partial file and raise it.
+        """
         self._stop()
-        self._raise_if_failed()
+        if self._error is not None:
+            self._discard()
+            raise self._error
         if self._writer is None:
             self._write_now(CALL_HISTORY_SCHEMA.empty_table())
         assert self._writer is not None
@@ -129,9 +143,7 @@ class ParquetCallHistory:
             self.close()
             return
         self._stop()
-        if self._writer is not None:
-            self._writer.close()
-        self._partial.unlink(missing_ok=True)
+        self._discard()
 
 
 class DeadLetterFile:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import polars as pl
@@ -84,10 +85,51 @@ def test_a_failure_while_rating_drops_the_partial_file(
     assert not path.with_name(path.name + ".partial").exists()
 
 
-def test_the_queue_is_bounded(tmp_path: Path, batches: list[pa.Table]) -> None:
+def test_an_error_of_the_last_batch_drops_the_partial_file(
+    tmp_path: Path, batches: list[pa.Table]
+) -> None:
+    wrong = pl.DataFrame({"x": [1]}).to_arrow()  # not the call-history schema
+    path = tmp_path / "last.parquet"
+    parquet = ParquetCallHistory(path)
+    for batch in [*batches[:2], wrong]:
+        parquet.write(batch)  # queued: the error comes from the writer thread
+    with pytest.raises((ValueError, pa.ArrowException)):
+        parquet.close()
+    assert not path.exists()
+    assert not path.with_name(path.name + ".partial").exists()
+    with pytest.raises((ValueError, pa.ArrowException)):
+        parquet.close()  # the error is kept: no file missing the batch is published
+    assert not path.exists()
+
+
+def test_the_queue_is_bounded(
+    tmp_path: Path, batches: list[pa.Table], monkeypatch: pytest.MonkeyPatch
+) -> None:
     parquet = ParquetCallHistory(tmp_path / "q.parquet")
-    for batch in batches:
+    writing, release = threading.Event(), threading.Event()
+    write_now = parquet._write_now
+
+    def held(table: pa.Table) -> None:
+        writing.set()
+        release.wait()
+        write_now(table)
+
+    monkeypatch.setattr(parquet, "_write_now", held)
+    parquet.write(batches[0])  # taken by the writer thread, which then waits
+    assert writing.wait(10)
+    queued = 1 + files._QUEUED_BATCHES
+    for batch in batches[1:queued]:
         parquet.write(batch)
-        assert parquet._queue.qsize() <= files._QUEUED_BATCHES
+    assert parquet._queue.full()
+    further = threading.Thread(target=parquet.write, args=(batches[queued],))
+    further.start()
+    further.join(0.5)
+    assert further.is_alive()  # waits while the queue is full
+    release.set()
+    further.join(10)
+    assert not further.is_alive()
+    for batch in batches[queued + 1 :]:
+        parquet.write(batch)
     parquet.close()
-    assert pq.read_table(tmp_path / "q.parquet").num_rows == parquet.rows
+    assert parquet.rows == sum(b.num_rows for b in batches)
+    assert pq.read_table(tmp_path / "q.parquet").equals(pa.concat_tables(batches))
