@@ -34,15 +34,16 @@ from benchmarks.processes import run_reporting_child
 
 #: The batch size ``rate`` writes Parquet in (``pipeline.services.offline.DEFAULT_BATCH_SIZE``).
 COMMAND_BATCH = 100_000
-_LEG_COMPARED = ("plan_id", "prefix", "rate", "billed_seconds", "amount", "currency", "origin",
-                 "band")  # fmt: skip
+#: Each leg's columns compared (here and by :func:`benchmarks.naive.compare_with_engine`).
+LEG_COMPARED = ("plan_id", "prefix", "rate", "billed_seconds", "amount", "currency", "origin",
+                "band")  # fmt: skip
 COMPARED = (
     "reseller_id",
     "callee",
     "status",
     "unrated_reason",
     "duration_ms",
-    *(f"{leg}_{c}" for leg in ("customer", "client", "reseller") for c in _LEG_COMPARED),
+    *(f"{leg}_{c}" for leg in ("customer", "client", "reseller") for c in LEG_COMPARED),
 )
 
 
@@ -127,7 +128,7 @@ def _wall(summary: dict[str, Any], seconds: float, cpu_s: float, peak_mb: float)
     return {**summary, "wall_s": seconds, "cpu_s": cpu_s, "peak_mb": peak_mb}
 
 
-def command_rounds(plans: Path, cdrs: Path, root: Path, rounds: int, *, old: bool = False) -> JSON:
+def command_rounds(plans: Path, cdrs: Path, root: Path, rounds: int) -> JSON:
     """``rate``, the per-row rater and the floor, back to back, ``rounds`` times; ratios."""
     root.mkdir(parents=True, exist_ok=True)
     py = sys.executable
@@ -163,14 +164,7 @@ def command_rounds(plans: Path, cdrs: Path, root: Path, rounds: int, *, old: boo
             r["wall_s"] / f["wall_s"] for r, f in zip(runs["rate"], runs["floor"], strict=True)
         ),
     }
-    out: JSON = {"runs": runs, "ratios": ratios, "rounds": rounds, "checked_rows": checked}
-    if old:  # the per-row baseline of before issue 17, once, right after
-        command = [*commands["per-row"], "--old"]
-        command[command.index(str(mine))] = str(root / "old.jsonl")
-        summary, outcome = run_reporting_child(command, root / "old.log")
-        out["old_per_row"] = _wall(summary, outcome.seconds, outcome.cpu_s, outcome.peak_mb)
-        out["ratios"]["old/per-row"] = outcome.seconds / runs["per-row"][-1]["wall_s"]
-    return out
+    return {"runs": runs, "ratios": ratios, "rounds": rounds, "checked_rows": checked}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

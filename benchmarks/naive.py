@@ -1,11 +1,17 @@
-"""Baseline (a): the per-message rater a Python developer writes first.
+"""Baseline (a) per message: the sensible per-row rater, one message at a time, into chdb.
 
-One message at a time: ``json.loads``, the field rules of DESIGN.md section 3 in plain Python,
-the reseller from the membership list, each leg's plan from the association list, the longest
-prefix by trying ``callee[:n]`` in a dict for ``n`` from 15 down, the cost in ``Decimal``, and
-rows written to chdb by ``INSERT ... VALUES`` of a few hundred rows. It follows the same rules as
-the engine (:func:`compare_with_engine` checks every rated row against ``rate_batch`` and raises
-:class:`BaselineMismatchError` on any difference), so its speed is a fair comparison.
+Each message goes through :func:`benchmarks.per_row.rate_line` (``json.loads``, the field rules
+of DESIGN.md section 3 in plain Python, dict lookups, ``Decimal`` money, tariff v2; see
+:mod:`benchmarks.per_row`) and :func:`rate_message` turns its row into values for
+``INSERT ... VALUES`` of a few hundred rows into chdb (:func:`insert_values`). It follows the
+same rules as the engine (:func:`compare_with_engine` checks every rated row against
+``rate_batch`` and raises :class:`BaselineMismatchError` on any difference), so its speed is a
+fair comparison. :func:`naive_task` is the harness's worker: the rater stage by stage and whole,
+then the inserts.
+
+The per-row baseline of before issue 17 (regex timestamps, linear deck scans, no tariff v2:
+:func:`old_load_reference` and :func:`old_rate_message`) is kept only for
+``python -m benchmarks.per_row_file --old``, to measure once how much slower it was.
 
 Literal values are escaped by :func:`_literal` because ``INSERT ... VALUES`` text is what the
 baseline measures; the pipeline itself never builds SQL from values.
@@ -13,7 +19,6 @@ baseline measures; the pipeline itself never builds SQL from values.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import json
 import re
@@ -26,7 +31,9 @@ from pathlib import Path
 from typing import Any
 
 from benchmarks import per_row
+from benchmarks.command_bench import LEG_COMPARED
 from benchmarks.common import JSON, RATED_AT, PeakRss
+from benchmarks.per_row import _csv
 
 LEGS = ("customer", "client", "reseller")
 REQUIRED_TEXT = (
@@ -232,15 +239,6 @@ def _time(text: str) -> int:
 
 def _until(text: str | None) -> int:
     return _time(text) if text and text.strip() else OPEN
-
-
-def _csv(path: Path) -> list[dict[str, str]]:
-    if not path.exists():
-        return []
-    with path.open(newline="", encoding="utf-8") as handle:
-        return [
-            {k.strip(): (v or "").strip() for k, v in row.items()} for row in csv.DictReader(handle)
-        ]
 
 
 def old_load_reference(folder: Path) -> Reference:
@@ -507,16 +505,6 @@ def insert_all(store: Any, rows: Sequence[dict[str, Any]], names: Sequence[str])
 # --- comparison -------------------------------------------------------------------------------
 
 COMPARED = ("reseller_id", "callee", "status", "unrated_reason")
-LEG_COMPARED = (
-    "plan_id",
-    "prefix",
-    "rate",
-    "billed_seconds",
-    "amount",
-    "currency",
-    "origin",
-    "band",
-)
 
 
 def compare_with_engine(

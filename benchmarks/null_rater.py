@@ -24,38 +24,24 @@ from pathlib import Path
 from typing import Any
 
 _TEMPLATE: dict[str, Any] = {}
-_BASE = (
-    "cdr_id",
-    "session_id",
-    "tenant_id",
-    "customer_id",
-    "client_id",
-    "caller",
-    "callee",
-    "start_time",
-    "answer_time",
-    "end_time",
-    "duration_ms",
-    "disposition",
-    "sip_code",
-)
 
 
 def _load_template(cdrs: Path, plans: Path, count: int = 100_000) -> None:
     from benchmarks.common import RATED_AT
     from benchmarks.datagen import read_lines
+    from pipeline.rating.columns import CDR_PASS_THROUGH
     from pipeline.rating.messages import rate_messages
     from pipeline.reference.loader import load_plans_folder
 
     table = rate_messages(read_lines(cdrs, count), load_plans_folder(plans), RATED_AT).table
-    _TEMPLATE["table"] = table.drop_columns([*_BASE, "cdr_reseller_id"])
+    _TEMPLATE["table"] = table.drop_columns([*CDR_PASS_THROUGH, "cdr_reseller_id"])
 
 
 def null_rate(messages: Sequence[bytes], reference: object, rated_at: datetime) -> Any:
     """Decode ``messages``; call-history rows of the decoded CDRs with copied leg columns."""
     import pyarrow as pa
 
-    from pipeline.rating.columns import CALL_HISTORY_SCHEMA
+    from pipeline.rating.columns import CALL_HISTORY_SCHEMA, CDR_PASS_THROUGH
     from pipeline.rating.decode import decode_cdrs
     from pipeline.rating.messages import RatedMessages
 
@@ -65,8 +51,8 @@ def null_rate(messages: Sequence[bytes], reference: object, rated_at: datetime) 
     while template.num_rows < good.height:  # a batch bigger than the template: repeat it
         template = pa.concat_tables([template, template])
     legs = template.slice(0, good.height)
-    base = good.select(*_BASE).to_arrow()
-    arrays = {name: base.column(name) for name in _BASE}
+    base = good.select(CDR_PASS_THROUGH).to_arrow()
+    arrays = {name: base.column(name) for name in CDR_PASS_THROUGH}
     arrays["cdr_reseller_id"] = good["reseller_id"].to_arrow()
     arrays.update({name: legs.column(name) for name in legs.column_names})
     columns = []

@@ -8,20 +8,36 @@ file, reading the file (``read_jsonl_batches``), loading plans (``load_plans_fol
 (``importlib``'s ``_find_and_load``, wherever they happen: lazy ones inside ``main`` too), and
 what runs before ``main`` (interpreter start and the module-level imports).
 cProfile slows Python-heavy code more than native code, so the parts are indicative; the
-unprofiled wall time of the same command is printed next to them.
+unprofiled wall time of the same command is printed next to them. cProfile sees the main
+thread only: the Parquet encoding runs on the ``parquet-writer`` thread
+(:class:`~pipeline.sinks.files.ParquetCallHistory`), so the write part is the queueing and
+``close`` waiting for that thread, not the encoding itself.
+
+``--stages [--rounds 3]`` times instead, in this process, the reference-data load and each
+stage of ``rate_file`` on the whole file: the screen, parsing (``_parse``), validation,
+``rate_batch``, the Parquet write and the dead-letter write, each exclusively, by wrapping the
+engine's own functions (the command is not changed); wall and thread CPU (polars' own threads
+and the ``parquet-writer`` thread are not in the latter), medians of ``--rounds`` with the load
+average.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import pstats
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
+from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from benchmarks.processes import python_env
 
@@ -49,13 +65,72 @@ def parts(profile: Path) -> dict[str, float]:
     return {label: found.get(label, 0.0) for label, _, _ in PARTS}
 
 
+_TIMES: dict[str, float] = defaultdict(float)
+_CPU: dict[str, float] = defaultdict(float)  # CPU of the calling thread (polars' own threads not)
+
+
+def _timed(module: Any, name: str, label: str) -> None:
+    inner: Callable[..., Any] = getattr(module, name)
+
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        started, cpu = time.perf_counter(), time.thread_time()
+        try:
+            return inner(*args, **kwargs)
+        finally:
+            _TIMES[label] += time.perf_counter() - started
+            _CPU[label] += time.thread_time() - cpu
+
+    setattr(module, name, wrapper)
+
+
+def stages(plans: Path, cdrs: Path, rounds: int) -> None:
+    """Time the stages of ``rate_file`` on a file in this process; print medians per stage."""
+    from pipeline.rating import decode, messages
+    from pipeline.reference.loader import load_plans_folder
+    from pipeline.services import offline
+    from pipeline.sinks import files as sink_files
+
+    _timed(decode, "screen", "screen")
+    _timed(decode, "_parse", "parse")
+    _timed(decode, "_validate", "validate")
+    _timed(messages, "rate_batch", "rate_batch")
+    _timed(sink_files.ParquetCallHistory, "write", "parquet")
+    _timed(sink_files.ParquetCallHistory, "close", "parquet")
+    _timed(sink_files.DeadLetterFile, "write", "dead letters")
+    found: dict[str, list[float]] = defaultdict(list)
+    with tempfile.TemporaryDirectory() as scratch:
+        for _ in range(rounds):
+            _TIMES.clear()
+            _CPU.clear()
+            started, process_cpu = time.perf_counter(), time.process_time()
+            reference = load_plans_folder(plans)
+            loaded = time.perf_counter()
+            out = Path(scratch) / "out.parquet"
+            offline.rate_file(reference, cdrs, out, Path(scratch) / "dlq", datetime.now(UTC))
+            ended = time.perf_counter()
+            found["load plans"].append(loaded - started)
+            found["rate_file"].append(ended - loaded)
+            found["process CPU (all threads)"].append(time.process_time() - process_cpu)
+            for label, seconds in _TIMES.items():
+                found[label].append(seconds)
+                found[f"  {label}, thread CPU"].append(_CPU[label])
+            staged = sum(_TIMES.values())
+            found["rest (read file, glue)"].append(ended - loaded - staged)
+    print(f"load average {os.getloadavg()[0]:.2f}; medians of {rounds} rounds, seconds")
+    for label, values in found.items():
+        each = ", ".join(f"{v:.3f}" for v in values)
+        print(f"{label:<24} {statistics.median(values):7.3f}  ({each})")
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Generate (unless given a file), run the command unprofiled and profiled, print parts."""
+    """Generate (unless given a file), then profile the command by part, or time its stages."""
     parser = argparse.ArgumentParser(prog="python -m benchmarks.rate_profile", description=__doc__)
     parser.add_argument("--cdrs", type=int, default=600_000)
     parser.add_argument("--seed", type=int, default=17)
     parser.add_argument("--file", type=Path)
     parser.add_argument("--plans", type=Path)
+    parser.add_argument("--stages", action="store_true", help="time the stages in-process")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of --stages")
     args = parser.parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="vmgate-rate-profile-"))
     try:
@@ -66,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
 
             data = network(root / "data", args.cdrs, 0.01, seed=args.seed)
             cdrs, plans = data.cdrs, data.plans
+        if args.stages:
+            stages(plans, cdrs, args.rounds)
+            return 0
         rate = ["-m", "pipeline", "rate", "--plans", str(plans), "--cdrs", str(cdrs),
                 "--out", str(root / "out.parquet"), "--dlq", str(root / "dlq.jsonl")]  # fmt: skip
         env = python_env()

@@ -15,6 +15,24 @@ from pipeline.rating.money import AMOUNT_TYPE, RATE_TYPE
 _TIME = pa.timestamp("us", tz="UTC")
 LEG_NAMES = ("customer", "client", "reseller")
 
+#: The decoded CDR's columns that a call-history row carries unchanged (``reseller_id`` is not
+#: one: the row has the attributed reseller, the CDR's own is ``cdr_reseller_id``).
+CDR_PASS_THROUGH = (
+    "cdr_id",
+    "session_id",
+    "tenant_id",
+    "customer_id",
+    "client_id",
+    "caller",
+    "callee",
+    "start_time",
+    "answer_time",
+    "end_time",
+    "duration_ms",
+    "disposition",
+    "sip_code",
+)
+
 
 def _leg_fields(leg: str) -> list[pa.Field]:
     return [

@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pipeline.prefix_trie import encode_digits
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
-from pipeline.rating.columns import CALL_HISTORY_SCHEMA
+from pipeline.rating.columns import CALL_HISTORY_SCHEMA, CDR_PASS_THROUGH
 from pipeline.rating.decode import normalise_callee
 from pipeline.rating.money import (
     AMOUNT_DECIMALS,
@@ -112,21 +112,7 @@ def rate_batch(cdrs: pl.DataFrame, reference: ReferenceData, rated_at: datetime)
     code = failures[0] * 4 + failures[1] * 2 + failures[2]
     reason = _texts(tuple(_REASONS)).take(numpy_to_arrow(code))
     status = _texts(("rated", "unrated")).take(numpy_to_arrow((code > 0).astype(np.int8)))
-    table = cdrs.select(
-        "cdr_id",
-        "session_id",
-        "tenant_id",
-        "customer_id",
-        "client_id",
-        "caller",
-        "callee",
-        "start_time",
-        "answer_time",
-        "end_time",
-        "duration_ms",
-        "disposition",
-        "sip_code",
-    ).to_arrow()
+    table = cdrs.select(CDR_PASS_THROUGH).to_arrow()
     arrays: dict[str, pa.Array | pa.ChunkedArray] = {
         name: table.column(name) for name in table.column_names
     }
