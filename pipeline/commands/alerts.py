@@ -5,10 +5,16 @@ from __future__ import annotations
 import argparse
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
-from pipeline.commands.options import STORE_HELP, format_option, identifier, instant, with_store
+from pipeline.commands.options import (
+    format_option,
+    identifier,
+    instant,
+    positive_int,
+    store_option,
+    with_store,
+)
 
 
 def _decimal(text: str) -> Decimal:
@@ -18,17 +24,6 @@ def _decimal(text: str) -> Decimal:
         return decimal(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from exc
-
-
-def _hours(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        msg = f"{text!r} is not a whole number of hours, 1 or more"
-        raise argparse.ArgumentTypeError(msg)
-    return value
 
 
 def add_commands(commands: Any) -> None:
@@ -44,7 +39,7 @@ def add_commands(commands: Any) -> None:
         "them. Exit status: 0 no alert, 1 at least one alert, 2 refused input. See "
         "docs/alerts.md for each definition.",
     )
-    alerts.add_argument("--store", type=Path, default=Path("store"), help=STORE_HELP)
+    store_option(alerts)
     alerts.add_argument("--tenant", type=identifier, help="only this tenant's alerts")
     alerts.add_argument(
         "--now", type=instant, help="judge at this instant (RFC 3339; default: now)"
@@ -65,11 +60,11 @@ def add_commands(commands: Any) -> None:
         help="and at least this cost in that hour (default 1)",
     )
     alerts.add_argument(
-        "--spike-hours", type=_hours, help="hours of the trailing median (default 168)"
+        "--spike-hours", type=positive_int, help="hours of the trailing median (default 168)"
     )
     alerts.add_argument(
         "--window-hours",
-        type=_hours,
+        type=positive_int,
         help="window of negative margin and inactive traffic, up to now (default 24)",
     )
     format_option(alerts)

@@ -5,10 +5,9 @@ from __future__ import annotations
 import argparse
 import getpass
 from datetime import UTC, date, datetime
-from pathlib import Path
 from typing import Any
 
-from pipeline.commands.options import STORE_HELP, identifier, with_store
+from pipeline.commands.options import format_option, identifier, store_option, with_store
 
 
 def period(text: str) -> str:
@@ -41,7 +40,7 @@ def reason(text: str) -> str:
 
 
 def _store_and_tenant(command: argparse.ArgumentParser) -> None:
-    command.add_argument("--store", type=Path, default=Path("store"), help=STORE_HELP)
+    store_option(command)
     command.add_argument("--tenant", type=identifier, required=True, help="tenant id")
 
 
@@ -122,9 +121,7 @@ def add_commands(commands: Any) -> None:
         "action, when, by whom, why, statements frozen and the period's digest.",
     )
     _store_and_tenant(listing)
-    listing.add_argument(
-        "--format", choices=["table", "json", "csv"], default="table", help="output (table)"
-    )
+    format_option(listing)
     listing.set_defaults(run=_list)
 
 
@@ -200,15 +197,15 @@ def _reopen(args: argparse.Namespace) -> int:
 def _list(args: argparse.Namespace) -> int:
     import pyarrow as pa
 
-    from pipeline.storage.periods import closed_chain, events
+    from pipeline.storage.periods import chain_of, events
     from pipeline.storage.reports import render
 
     store = with_store(args)
     try:
         log = events(store, args.tenant)
-        chain = closed_chain(store, args.tenant)
     finally:
         store.close()
+    chain = chain_of(log)
     rows = [
         {
             "period": e.period,

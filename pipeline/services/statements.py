@@ -15,6 +15,7 @@ from typing import Any
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.storage.periods import (
     PeriodEvent,
+    chain_of,
     closed_chain,
     events,
     log_event,
@@ -24,6 +25,7 @@ from pipeline.storage.periods import (
 )
 from pipeline.storage.statements import (
     Window,
+    account_zones,
     freeze_items,
     frozen_statements,
     live_statements,
@@ -66,15 +68,21 @@ def close_period(
     store: CallHistoryStore, tenant: str, period: str, actor: str, now: datetime
 ) -> CloseResult:
     """Close ``period`` (idempotent: a closed period is left as it is, same digest)."""
-    chain = closed_chain(store, tenant)
+    log = events(store, tenant)
+    chain = chain_of(log)
     if (close_id := chain.close_id(period)) is not None:
-        event = next(e for e in events(store, tenant) if e.close_id == close_id)
+        event = next(e for e in log if e.close_id == close_id)
         return CloseResult(period, event.digest, event.statements, already_closed=True)
     refuse_close(chain, period)
     close_id = new_close_id(period)
-    freeze_items(store, tenant, period, close_id, chain)
+    zones = account_zones(store, tenant)
+    freeze_items(store, tenant, period, close_id, chain, zones=zones)
     closed = live_statements(
-        store, tenant, Window(period=period), chain=chain.with_close(period, close_id)
+        store,
+        tenant,
+        Window(period=period),
+        chain=chain.with_close(period, close_id),
+        zones=zones,
     )
     store_statements(store, tenant, period, close_id, closed)
     digest = period_digest(closed)

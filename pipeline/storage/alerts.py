@@ -10,15 +10,15 @@ k, the minimum, the windows and "now" vary. Every figure and threshold is an exa
 
 from __future__ import annotations
 
-import csv
-import io
-import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from pipeline.rating.columns import LEG_NAMES
 from pipeline.sinks.contracts import CallHistoryStore
+from pipeline.storage.periods import query_instant
+from pipeline.storage.roster import render_page
 
 #: The kinds, in the order they are listed.
 KINDS = (
@@ -180,35 +180,7 @@ _SQL = {
     "negative_margin": (MARGIN_SQL, "tenant_id"),
     "inactive_traffic": (INACTIVE_SQL, "l.tenant_id"),
 }
-_SCOPES = ("customer", "client", "reseller", "destination")
-
-
-@dataclass(frozen=True)
-class Windows:
-    """The instants the alerts of one run are judged at, derived from ``now``."""
-
-    now: datetime
-    last_start: datetime  # the last complete hour: [last_start, last_end)
-    last_end: datetime
-    trailing_start: datetime  # the spike's trailing window: [trailing_start, last_start)
-    start: datetime  # the window of margin and inactive traffic: [start, now)
-
-    @classmethod
-    def at(cls, now: datetime, thresholds: AlertThresholds) -> Windows:
-        """The windows of a run at ``now`` (UTC)."""
-        last_end = now.replace(minute=0, second=0, microsecond=0)
-        last_start = last_end - timedelta(hours=1)
-        return cls(
-            now=now,
-            last_start=last_start,
-            last_end=last_end,
-            trailing_start=last_start - timedelta(hours=thresholds.spike_hours),
-            start=now - timedelta(hours=thresholds.window_hours),
-        )
-
-
-def _instant(value: datetime) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S.%f")
+_SCOPES = (*LEG_NAMES, "destination")
 
 
 def money_alerts(
@@ -218,19 +190,22 @@ def money_alerts(
     tenant: str | None = None,
     kinds: tuple[str, ...] = KINDS,
 ) -> list[dict[str, Any]]:
-    """Every alert at ``now``, one dict per alert with :data:`COLUMNS`, in a stable order."""
+    """Every alert at ``now`` (UTC), one dict per alert with :data:`COLUMNS`, in a stable order."""
     thresholds = thresholds or AlertThresholds()
-    windows = Windows.at(now, thresholds)
+    last_end = now.replace(minute=0, second=0, microsecond=0)
+    last_start = last_end - timedelta(hours=1)  # the last complete hour: [last_start, last_end)
     parameters: dict[str, object] = {
         "threshold": thresholds.prepaid_threshold,
         "k": thresholds.spike_k,
         "minimum": thresholds.spike_minimum,
         "hours": thresholds.spike_hours,
-        "last_start": _instant(windows.last_start),
-        "last_end": _instant(windows.last_end),
-        "trailing_start": _instant(windows.trailing_start),
-        "start": _instant(windows.start),
-        "end": _instant(windows.now),
+        "last_start": query_instant(last_start),
+        "last_end": query_instant(last_end),
+        # the spike's trailing window: [trailing_start, last_start)
+        "trailing_start": query_instant(last_start - timedelta(hours=thresholds.spike_hours)),
+        # the window of margin and inactive traffic: [start, now)
+        "start": query_instant(now - timedelta(hours=thresholds.window_hours)),
+        "end": query_instant(now),
     }
     if tenant is not None:
         parameters["tenant"] = tenant
@@ -264,8 +239,6 @@ def decimal_text(value: Decimal) -> str:
 
 
 def _cell(value: object) -> str:
-    if value is None:
-        return ""
     if isinstance(value, Decimal):
         return decimal_text(value)
     if isinstance(value, datetime):
@@ -275,23 +248,5 @@ def _cell(value: object) -> str:
 
 def render_alerts(rows: list[dict[str, Any]], fmt: str) -> str:
     """``table``, ``json`` (decimals as exact strings, instants RFC 3339) or ``csv``."""
-    if fmt == "json":
-        out = [{c: None if r[c] is None else _cell(r[c]) for c in COLUMNS} for r in rows]
-        return json.dumps(out, indent=2)
-    cells = [[_cell(r[c]) for c in COLUMNS] for r in rows]
-    if fmt == "csv":
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(COLUMNS)
-        writer.writerows(cells)
-        return buffer.getvalue().rstrip("\n")
-    if fmt != "table":
-        msg = f"unknown format {fmt!r}: use table, json or csv"
-        raise ValueError(msg)
-    widths = [max([len(c), *(len(r[i]) for r in cells)]) for i, c in enumerate(COLUMNS)]
-    lines = ["  ".join(c.ljust(w) for c, w in zip(COLUMNS, widths, strict=True)).rstrip()]
-    lines.append("  ".join("-" * w for w in widths))
-    lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
-    if not cells:
-        lines.append("(no alerts)")
-    return "\n".join(lines)
+    texts = [{c: None if r[c] is None else _cell(r[c]) for c in COLUMNS} for r in rows]
+    return render_page(texts, list(COLUMNS), fmt, empty="(no alerts)")

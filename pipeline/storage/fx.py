@@ -12,6 +12,8 @@ dropped: it stays in its own currency, on a row marked ``unconverted``.
 
 from __future__ import annotations
 
+import functools
+
 import polars as pl
 import pyarrow as pa
 
@@ -93,10 +95,14 @@ def amounts_in(store: CallHistoryStore, currency: str, tenant: str | None = None
     return store.query(*_sql(_AMOUNTS_SQL, currency, tenant))
 
 
-def _sql(template: str, currency: str, tenant: str | None) -> tuple[str, dict[str, object]]:
+def _refuse_unknown(currency: str) -> None:
     if currency not in ISO_4217:
         msg = f"currency {currency!r}: not an ISO 4217 currency code (like EUR)"
         raise UnknownCurrencyError(msg)
+
+
+def _sql(template: str, currency: str, tenant: str | None) -> tuple[str, dict[str, object]]:
+    _refuse_unknown(currency)
     parameters: dict[str, object] = {"currency": currency}
     where = ""
     if tenant is not None:
@@ -129,9 +135,7 @@ def convert_amounts(store: CallHistoryStore, currency: str, items: pa.Table) -> 
     the ``amounts_in_currency`` view itself (see :func:`conversion_sql`), its input replaced by
     the items, bound as array parameters: the same rates, rule and rounding as the overview.
     """
-    if currency not in ISO_4217:
-        msg = f"currency {currency!r}: not an ISO 4217 currency code (like EUR)"
-        raise UnknownCurrencyError(msg)
+    _refuse_unknown(currency)
     frame = pl.from_arrow(items.select(["currency", "at", "amount"]))
     assert isinstance(frame, pl.DataFrame)
     frame = frame.with_columns(
@@ -169,13 +173,15 @@ def convert_amounts(store: CallHistoryStore, currency: str, items: pa.Table) -> 
     return out.select("conversion", "converted").to_arrow()
 
 
+@functools.cache
 def conversion_sql() -> str:
     """The SELECT of ``amounts_in_currency`` over bound arrays instead of the stored amounts.
 
     One definition: the text of the view in ``010_fx_rates.sql`` (the ASOF join on the
     conversions in effect, the direct-else-inverse rule, the exact arithmetic and the rounding),
     with only its input subquery ``i`` replaced by the arrays ``currencies``, ``instants`` and
-    ``amounts`` (text); ``cdr_id`` carries each item's index, returned as ``n``.
+    ``amounts`` (text); ``cdr_id`` carries each item's index, returned as ``n``. Built once per
+    process (an applied migration never changes).
     """
     view = next(
         s

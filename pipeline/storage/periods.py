@@ -62,6 +62,11 @@ def next_period(label: str) -> str:
     return f"{first.year + first.month // 12:04d}-{first.month % 12 + 1:02d}"
 
 
+def query_instant(instant: datetime) -> str:
+    """An instant as a query parameter's text: UTC, ``YYYY-MM-DD hh:mm:ss.ffffff``."""
+    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
 def local_midnight(day: date, zone: str) -> datetime:
     """The UTC instant at which ``day`` starts in ``zone`` (its own DST rules)."""
     local = datetime(day.year, day.month, day.day, tzinfo=ZoneInfo(zone))
@@ -117,13 +122,18 @@ def events(store: CallHistoryStore, tenant: str) -> list[PeriodEvent]:
     return [PeriodEvent(**row) for row in rows]
 
 
-def closed_chain(store: CallHistoryStore, tenant: str) -> ClosedChain:
-    """The months whose newest event is a close, oldest first."""
+def chain_of(log: list[PeriodEvent]) -> ClosedChain:
+    """The months of a close/reopen log (by period then time) whose newest event is a close."""
     newest: dict[str, PeriodEvent] = {}
-    for event in events(store, tenant):
+    for event in log:
         newest[event.period] = event
     closed = sorted((p, e.close_id) for p, e in newest.items() if e.action == "close")
     return ClosedChain(tuple(p for p, _ in closed), tuple(c for _, c in closed))
+
+
+def closed_chain(store: CallHistoryStore, tenant: str) -> ClosedChain:
+    """The months whose newest event is a close, oldest first."""
+    return chain_of(events(store, tenant))
 
 
 def refuse_close(chain: ClosedChain, period: str) -> None:
@@ -168,6 +178,6 @@ def log_event(store: CallHistoryStore, tenant: str, event: PeriodEvent) -> None:
             "statements": event.statements,
             "actor": event.actor,
             "reason": event.reason,
-            "at": event.at.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+            "at": query_instant(event.at),
         },
     )

@@ -290,11 +290,14 @@ def join_codes_page(
     return table.to_pylist() if table.num_columns else []
 
 
-def render_page(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> str:
+def render_page(
+    rows: list[dict[str, Any]], columns: list[str], fmt: str, *, empty: str = "(none)"
+) -> str:
     """``table``, ``json`` or ``csv``: decimals exact (strings in JSON), lists and maps in one cell.
 
     In JSON ``balance`` is an object of currency -> decimal string and ``client_ids`` an array;
     in a table or CSV they are one cell (``12.500000 EUR; 3.000000 USD``, ids joined by spaces).
+    A table without rows ends with the line ``empty``.
     """
     if fmt == "json":
         return json.dumps([{c: _json(row[c]) for c in columns} for row in rows], indent=2)
@@ -313,7 +316,7 @@ def render_page(rows: list[dict[str, Any]], columns: list[str], fmt: str) -> str
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     if not cells:
-        lines.append("(none)")
+        lines.append(empty)
     return "\n".join(lines)
 
 

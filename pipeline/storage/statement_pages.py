@@ -89,8 +89,7 @@ def _text(statements: list[dict[str, Any]]) -> str:
     parts = [format_table(summary)]
     destinations = [
         {"scope": s["scope"], "account_id": s["account_id"], "currency": s["currency"]}
-        | {k: str(d[k]) for k in ("destination", "calls", "billed_seconds", "billed_minutes")}
-        | {"amount": d["amount"]}
+        | {k: d[k] for k in ("destination", "calls", "billed_seconds", "billed_minutes", "amount")}
         for s in statements
         for d in s["destinations"]
     ]
@@ -116,7 +115,7 @@ def _csv(statements: list[dict[str, Any]]) -> str:
     writer = csv.DictWriter(out, fieldnames=CSV_COLUMNS, lineterminator="\n", restval="")
     writer.writeheader()
     for s in statements:
-        head = {c: s.get(c, "") for c in CSV_COLUMNS if c in s and c != "destinations"}
+        head = {c: s[c] for c in CSV_COLUMNS if c in s}
         writer.writerow({**head, "record": "statement"})
         key = {c: s[c] for c in ("tenant_id", "scope", "account_id", "currency", "period")}
         for d in s["destinations"]:

@@ -32,15 +32,16 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from pipeline.rating.columns import LEG_NAMES
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.storage.periods import (
     BEGINNING,
     ClosedChain,
     local_midnight,
     month_bounds,
+    query_instant,
 )
 
-SCOPES = ("customer", "client", "reseller")
 _ZERO = "CAST(0, 'Decimal(38, 6)')"
 _ZONE_INDEX = "indexOf({zones:Array(String)}, if(z.timezone = '', 'UTC', z.timezone))"
 
@@ -256,10 +257,6 @@ def account_zones(store: CallHistoryStore, tenant: str) -> Zones:
     return Zones({(r["scope"], r["account_id"]): r["timezone"] or "UTC" for r in rows})
 
 
-def _text(instant: datetime) -> str:
-    return instant.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
-
-
 def booked_parameters(
     tenant: str, zones: Zones, chain: ClosedChain, window: Window
 ) -> dict[str, object]:
@@ -269,8 +266,8 @@ def booked_parameters(
     ends: list[str] = []
     for zone in names:
         bounds = [month_bounds(p, zone) for p in chain.periods]
-        starts += [_text(BEGINNING if i == 0 else b[0]) for i, b in enumerate(bounds)]
-        ends.append(_text(bounds[-1][1] if bounds else BEGINNING))
+        starts += [query_instant(BEGINNING if i == 0 else b[0]) for i, b in enumerate(bounds)]
+        ends.append(query_instant(bounds[-1][1] if bounds else BEGINNING))
     windows = [window.bounds(zone) for zone in names]
     return {
         "tenant": tenant,
@@ -279,8 +276,8 @@ def booked_parameters(
         "closed_labels": list(chain.periods),
         "closed_starts": starts,
         "closed_end": ends,
-        "window_start": [_text(w[0]) for w in windows],
-        "window_end": [_text(w[1]) for w in windows],
+        "window_start": [query_instant(w[0]) for w in windows],
+        "window_end": [query_instant(w[1]) for w in windows],
     }
 
 
@@ -306,9 +303,14 @@ def live_statements(
     chain: ClosedChain,
     scope: str | None = None,
     account: str | None = None,
+    zones: Zones | None = None,
 ) -> list[dict[str, Any]]:
-    """The statements of every account over ``window``, from the booked items (see above)."""
-    zones = account_zones(store, tenant)
+    """The statements of every account over ``window``, from the booked items (see above).
+
+    ``zones``: the tenant's :func:`account_zones`, when the caller has them already.
+    """
+    if zones is None:
+        zones = account_zones(store, tenant)
     parameters = booked_parameters(tenant, zones, chain, window)
     parameters |= {"scope": scope or "", "account": account or ""}
     table = store.query(_LINES_SQL, parameters)
@@ -316,7 +318,7 @@ def live_statements(
     grouped: dict[tuple[str, str, str], list[dict[str, Any]]] = {}
     for line in lines:
         grouped.setdefault((line["scope"], line["account_id"], line["currency"]), []).append(line)
-    order = sorted(grouped, key=lambda k: (SCOPES.index(k[0]), k[1], k[2]))
+    order = sorted(grouped, key=lambda k: (LEG_NAMES.index(k[0]), k[1], k[2]))
     return [
         _statement(tenant, key, grouped[key], window, zones.of(key[0], key[1])) for key in order
     ]
@@ -410,9 +412,15 @@ def freeze_items(
     period: str,
     close_id: str,
     chain: ClosedChain,
+    *,
+    zones: Zones | None = None,
 ) -> None:
-    """Store, under ``close_id``, every item booked in ``period`` (before it too, if first)."""
-    zones = account_zones(store, tenant)
+    """Store, under ``close_id``, every item booked in ``period`` (before it too, if first).
+
+    ``zones``: the tenant's :func:`account_zones`, when the caller has them already.
+    """
+    if zones is None:
+        zones = account_zones(store, tenant)
     parameters = booked_parameters(tenant, zones, chain, Window(period=period))
     parameters |= {"period": period, "close_id": close_id, "first": int(not chain.periods)}
     store.execute(FREEZE_SQL, parameters)

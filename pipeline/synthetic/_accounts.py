@@ -3,13 +3,17 @@
 ``make_association_rows`` and ``make_membership_rows`` make the rows of ``associations.csv``
 and ``memberships.csv`` for one tenant: never overlapping for one account and scope (one client),
 with switches at change instants, gaps, Direct clients and a reseller without a plan.
+``write_csv`` writes those files and the others of the synthetic reference data.
 """
 
 from __future__ import annotations
 
+import csv
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from pathlib import Path
 
 from pipeline.synthetic._clock import Clock, ts
 from pipeline.synthetic._plans import Plan
@@ -138,3 +142,11 @@ def make_membership_rows(rng: random.Random, tenant: Tenant, clock: Clock) -> li
             old = base - timedelta(days=120)
             rows += [[client, r1, ts(old), ts(base)], [client, r0, ts(base), ""]]
     return rows
+
+
+def write_csv(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
+    """Write a reference-data CSV file: UTF-8, newline line ends, the header first."""
+    with path.open("w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh, lineterminator="\n")
+        writer.writerow(header)
+        writer.writerows(rows)

@@ -7,9 +7,7 @@ function of the spec alone.
 
 from __future__ import annotations
 
-import csv
 import random
-from collections.abc import Sequence
 from pathlib import Path
 
 from pipeline.synthetic import _origins_and_bands as v2
@@ -21,6 +19,7 @@ from pipeline.synthetic._accounts import (
     Tenant,
     make_association_rows,
     make_membership_rows,
+    write_csv,
 )
 from pipeline.synthetic._cdr_file import write_cdrs
 from pipeline.synthetic._clock import Clock, make_clock
@@ -102,9 +101,9 @@ def write_network(spec: NetworkSpec, plans_dir: Path, cdrs_path: Path) -> Networ
         zone_at = plans_header.index(v2.PLAN_COLUMN)
         for row in plan_rows:
             row[zone_at] = bands[row[0]].zone
-    _write_csv(plans_dir / "plans.csv", plans_header, plan_rows)
-    _write_csv(plans_dir / "associations.csv", ASSOCIATIONS_HEADER, association_rows)
-    _write_csv(plans_dir / "memberships.csv", MEMBERSHIPS_HEADER, membership_rows)
+    write_csv(plans_dir / "plans.csv", plans_header, plan_rows)
+    write_csv(plans_dir / "associations.csv", ASSOCIATIONS_HEADER, association_rows)
+    write_csv(plans_dir / "memberships.csv", MEMBERSHIPS_HEADER, membership_rows)
     malformed_lines, malformed_kinds = write_cdrs(spec, rng, tenants, clock, cdrs_path)
     designed = None
     if spec.accounts:  # last, from its own generator: nothing above draws differently
@@ -149,9 +148,9 @@ def _write_v2_files(plans_dir: Path, tenant_ids: list[str], bands: dict[str, v2.
     origins = [row for tenant_id in tenant_ids for row in v2.origin_group_rows(tenant_id)]
     weeks = [row for plan_id, b in bands.items() for row in v2.time_band_rows(plan_id, b)]
     holidays = [row for plan_id, b in bands.items() for row in v2.holiday_rows(plan_id, b)]
-    _write_csv(plans_dir / "origin_groups.csv", v2.ORIGIN_GROUPS_HEADER, origins)
-    _write_csv(plans_dir / "time_bands.csv", v2.TIME_BANDS_HEADER, weeks)
-    _write_csv(plans_dir / "holidays.csv", v2.HOLIDAYS_HEADER, holidays)
+    write_csv(plans_dir / "origin_groups.csv", v2.ORIGIN_GROUPS_HEADER, origins)
+    write_csv(plans_dir / "time_bands.csv", v2.TIME_BANDS_HEADER, weeks)
+    write_csv(plans_dir / "holidays.csv", v2.HOLIDAYS_HEADER, holidays)
 
 
 def _write_decks(
@@ -185,7 +184,7 @@ def _write_decks(
                 ]
                 header = DECK_HEADER + shape.DECK_COLUMNS + header[cut:]
             rows_written += len(written)
-            _write_csv(decks_dir / f"{plan.plan_id}.csv", header, written)
+            write_csv(decks_dir / f"{plan.plan_id}.csv", header, written)
             by_cc = {c.cc: c for c in countries}
             for row in rows:
                 prefix = row[0]
@@ -193,10 +192,3 @@ def _write_decks(
                     cc = next(prefix[:k] for k in (1, 2, 3) if prefix[:k] in by_cc)
                     number_lengths[prefix] = len(cc) + by_cc[cc].national_len
     return rows_written, number_lengths
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: list[list[str]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)

@@ -37,7 +37,7 @@ from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
 
-from pipeline.synthetic._accounts import Tenant
+from pipeline.synthetic._accounts import Tenant, write_csv
 from pipeline.synthetic._clock import Clock, ts
 from pipeline.synthetic._plans import Plan
 
@@ -255,10 +255,10 @@ def write_roster(
     ]
     statuses = _statuses(rng, tenants, clock)
 
-    _write_csv(plans_dir / "accounts.csv", ACCOUNTS_HEADER, accounts)
-    _write_csv(plans_dir / "join_codes.csv", JOIN_CODES_HEADER, codes)
-    _write_csv(plans_dir / "enrollments.csv", ENROLLMENTS_HEADER, enrollments)
-    _write_csv(plans_dir / "fx_rates.csv", FX_RATES_HEADER, fx_rows)
+    write_csv(plans_dir / "accounts.csv", ACCOUNTS_HEADER, accounts)
+    write_csv(plans_dir / "join_codes.csv", JOIN_CODES_HEADER, codes)
+    write_csv(plans_dir / "enrollments.csv", ENROLLMENTS_HEADER, enrollments)
+    write_csv(plans_dir / "fx_rates.csv", FX_RATES_HEADER, fx_rows)
     status_path = cdrs_path.with_name(cdrs_path.stem + ".client_status.jsonl")
     payments_path = cdrs_path.with_name(cdrs_path.stem + ".payments.jsonl")
     status_path.write_text("".join(json.dumps(s) + "\n" for s in statuses), encoding="utf-8")
@@ -550,10 +550,3 @@ def _burst_lines(rng: random.Random, burst: _Burst, now: datetime) -> list[str]:
         }
         lines.append(json.dumps(record))
     return lines
-
-
-def _write_csv(path: Path, header: tuple[str, ...], rows: list[list[str]]) -> None:
-    with path.open("w", encoding="utf-8", newline="") as fh:
-        writer = csv.writer(fh, lineterminator="\n")
-        writer.writerow(header)
-        writer.writerows(rows)

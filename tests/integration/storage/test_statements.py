@@ -9,7 +9,6 @@ from the calls themselves and against ``balances``.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -32,9 +31,8 @@ from tests.builders import association, cdr, deck_row, membership, plan, write_p
 from tests.support.stores import PATHS, open_path, rated, unique_database
 
 TENANT = "t1"
-NEW_YORK = ZoneInfo("America/New_York")
-ZONES = {("customer", "cust"): "America/New_York"}
 LOADED = datetime(2026, 2, 1, tzinfo=UTC)
+Snaps = dict[str, Any]  # the snapshots of one store path, by name
 
 
 def _reference(folder: Path, customer_rate: str) -> ReferenceData:
@@ -110,13 +108,6 @@ def _month_of(instant: datetime, zone: str) -> str:
     return instant.astimezone(ZoneInfo(zone)).strftime("%Y-%m")
 
 
-@dataclass
-class Run:
-    """Snapshots of one store path."""
-
-    snaps: dict[str, Any] = field(default_factory=dict)
-
-
 def _all(store: CallHistoryStore, window: Window) -> list[dict[str, Any]]:
     return statements(store, TENANT, window)
 
@@ -134,9 +125,8 @@ def _history(store: CallHistoryStore) -> list[dict[str, Any]]:
     return rows
 
 
-def _scenario(store: CallHistoryStore, root: Path) -> Run:
-    run = Run()
-    snaps = run.snaps
+def _scenario(store: CallHistoryStore, root: Path) -> Snaps:
+    snaps: Snaps = {}
     reference = _reference(root / "plans", "0.0123")
     store.write_roster(roster_rows(reference), LOADED)
     at = datetime(2026, 4, 20, tzinfo=UTC)
@@ -222,11 +212,11 @@ def _scenario(store: CallHistoryStore, root: Path) -> Run:
     snaps["apr_reopened"] = _all(store, Window(period="2026-04"))
     snaps["events"] = events(store, TENANT)
     snaps["close_apr_again"] = close_period(store, TENANT, "2026-04", "ops", at)
-    return run
+    return snaps
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
+def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Snaps]:
     root = tmp_path_factory.mktemp("statements")
     out = {}
     for kind in PATHS:
@@ -238,10 +228,6 @@ def runs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Run]:
 
 def _by_key(found: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
     return {(s["scope"], s["account_id"], s["currency"]): s for s in found}
-
-
-def _d(text: str) -> Decimal:
-    return Decimal(text)
 
 
 def _amounts(history: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[datetime, Any]]:
@@ -259,33 +245,36 @@ _ZONE = {"customer": "America/New_York", "client": "UTC", "reseller": "UTC"}
 
 
 @pytest.mark.parametrize("kind", PATHS)
-def test_statements_add_up_to_balances_to_the_last_decimal(runs: dict[str, Run], kind: str) -> None:
-    snaps = runs[kind].snaps
+def test_statements_add_up_to_balances_to_the_last_decimal(
+    runs: dict[str, Snaps], kind: str
+) -> None:
+    snaps = runs[kind]
     live = {m: _by_key(found) for m, found in snaps["live"].items()}
     wide = _by_key(snaps["wide"])
     assert set(wide) == set(snaps["balances"])
     for key, balance in snaps["balances"].items():
         months = [live[m][key] for m in sorted(live) if key in live[m]]
-        assert _d(months[0]["opening"]) == 0
+        assert Decimal(months[0]["opening"]) == 0
         for before, after in itertools.pairwise(months):
             assert after["opening"] == before["closing"], key
-        assert sum(_d(s["amount"]) for s in months) == balance["amount"], key
-        assert sum(_d(s["payments"]) for s in months) == balance["payments"], key
-        assert _d(months[-1]["closing"]) == balance["balance"], key
-        assert _d(wide[key]["closing"]) == balance["balance"], key
-        assert _d(wide[key]["amount"]) == balance["amount"], key
+        assert sum(Decimal(s["amount"]) for s in months) == balance["amount"], key
+        assert sum(Decimal(s["payments"]) for s in months) == balance["payments"], key
+        assert Decimal(months[-1]["closing"]) == balance["balance"], key
+        assert Decimal(wide[key]["closing"]) == balance["balance"], key
+        assert Decimal(wide[key]["amount"]) == balance["amount"], key
         assert wide[key]["calls"] == balance["calls"], key
         for s in months:
-            assert _d(s["closing"]) == _d(s["opening"]) + _d(s["amount"]) - _d(s["payments"]) + _d(
-                s["adjustments"]
+            opening, amount, payments, adjustments = (
+                Decimal(s[c]) for c in ("opening", "amount", "payments", "adjustments")
             )
-            assert sum(_d(d["amount"]) for d in s["destinations"]) == _d(s["amount"])
+            assert Decimal(s["closing"]) == opening + amount - payments + adjustments
+            assert sum(Decimal(d["amount"]) for d in s["destinations"]) == Decimal(s["amount"])
             assert sum(d["calls"] for d in s["destinations"]) == s["calls"]
 
 
 @pytest.mark.parametrize("kind", PATHS)
-def test_a_month_is_read_in_the_account_time_zone(runs: dict[str, Run], kind: str) -> None:
-    snaps = runs[kind].snaps
+def test_a_month_is_read_in_the_account_time_zone(runs: dict[str, Snaps], kind: str) -> None:
+    snaps = runs[kind]
     amounts = _amounts(snaps["history"])
     for month, found in snaps["live"].items():
         for key, statement in _by_key(found).items():
@@ -296,7 +285,7 @@ def test_a_month_is_read_in_the_account_time_zone(runs: dict[str, Run], kind: st
                 if leg == scope and _month_of(start, _ZONE[scope]) == month
             ]
             assert statement["calls"] == len(mine), (month, key)
-            assert _d(statement["amount"]) == sum(mine), (month, key)
+            assert Decimal(statement["amount"]) == sum(mine), (month, key)
     march = _by_key(snaps["live"]["2026-03"])
     customer = march[("customer", "cust", "EUR")]
     # March in New York: EST at its start, EDT (after 8 March) at its end.
@@ -304,14 +293,14 @@ def test_a_month_is_read_in_the_account_time_zone(runs: dict[str, Run], kind: st
     assert customer["timezone"] == "America/New_York"
     assert customer["calls"] == 5  # c-03 to c-07: not c-02 (28 Feb local), with c-07 (31 Mar)
     assert march[("client", "gw", "EUR")]["calls"] == 5  # c-02 to c-06 in UTC
-    assert _d(march[("customer", "cust", "EUR")]["payments"]) == Decimal("0.05")
+    assert Decimal(march[("customer", "cust", "EUR")]["payments"]) == Decimal("0.05")
     feb = _by_key(snaps["live"]["2026-02"])
-    assert _d(feb[("customer", "cust", "EUR")]["payments"]) == Decimal("0.01")  # 18:30 local
+    assert Decimal(feb[("customer", "cust", "EUR")]["payments"]) == Decimal("0.01")  # 18:30 local
 
 
 @pytest.mark.parametrize("kind", PATHS)
-def test_closing_is_idempotent_and_refused_out_of_order(runs: dict[str, Run], kind: str) -> None:
-    snaps = runs[kind].snaps
+def test_closing_is_idempotent_and_refused_out_of_order(runs: dict[str, Snaps], kind: str) -> None:
+    snaps = runs[kind]
     first, again = snaps["close_mar"], snaps["close_mar_again"]
     assert not first.already_closed
     assert again.already_closed
@@ -351,17 +340,20 @@ def _listed(found: list[dict[str, Any]]) -> dict[tuple[str, str, str], tuple[Dec
     for s in found:
         for a in s["adjustment_items"]:
             assert a["kind"] == "call"
-            difference = _d(a["new_amount"]) - _d(a["old_amount"])
-            assert _d(a["difference"]) == difference
-            out[(a["id"], s["scope"], a["period"])] = (_d(a["old_amount"]), _d(a["new_amount"]))
+            difference = Decimal(a["new_amount"]) - Decimal(a["old_amount"])
+            assert Decimal(a["difference"]) == difference
+            out[(a["id"], s["scope"], a["period"])] = (
+                Decimal(a["old_amount"]),
+                Decimal(a["new_amount"]),
+            )
     return out
 
 
 @pytest.mark.parametrize("kind", PATHS)
 def test_a_rerating_after_closing_is_booked_in_the_next_open_month(
-    runs: dict[str, Run], kind: str
+    runs: dict[str, Snaps], kind: str
 ) -> None:
-    snaps = runs[kind].snaps
+    snaps = runs[kind]
     assert snaps["mar_after_rerate"] == snaps["mar_closed"]  # digests and figures unchanged
     expected = _expected_adjustments(snaps["history"], snaps["history_rerated"])
     assert expected  # the corrected customer deck changed closed calls
@@ -371,17 +363,17 @@ def test_a_rerating_after_closing_is_booked_in_the_next_open_month(
     before = _by_key(snaps["live"]["2026-04"])
     for key, balance in snaps["balances_rerated"].items():
         statement = april[key]
-        assert _d(statement["closing"]) == balance["balance"], key
+        assert Decimal(statement["closing"]) == balance["balance"], key
         assert statement["opening"] == before[key]["opening"], key  # closed months are frozen
         adjustments = sum(n - o for (c, leg, m), (o, n) in expected.items() if leg == key[0])
-        assert _d(statement["adjustments"]) == adjustments, key
+        assert Decimal(statement["adjustments"]) == adjustments, key
 
 
 @pytest.mark.parametrize("kind", PATHS)
 def test_corrected_cdrs_moved_out_of_and_into_a_closed_month(
-    runs: dict[str, Run], kind: str
+    runs: dict[str, Snaps], kind: str
 ) -> None:
-    snaps = runs[kind].snaps
+    snaps = runs[kind]
     assert snaps["mar_after_move"] == snaps["mar_closed"]
     expected = _expected_adjustments(snaps["history"], snaps["history_moved"])
     listed = _listed(snaps["apr_after_move"])
@@ -390,14 +382,14 @@ def test_corrected_cdrs_moved_out_of_and_into_a_closed_month(
     assert listed[("c-09", "client", "2026-03")][0] == 0  # arrived in March
     april = _by_key(snaps["apr_after_move"])
     for key, balance in snaps["balances_moved"].items():
-        assert _d(april[key]["closing"]) == balance["balance"], key
+        assert Decimal(april[key]["closing"]) == balance["balance"], key
     customer = april[("customer", "cust", "EUR")]
     assert customer["calls"] == 2  # c-00 arrived, c-09 left; c-08 stays
 
 
 @pytest.mark.parametrize("kind", PATHS)
-def test_close_then_reopen_is_logged_and_live_again(runs: dict[str, Run], kind: str) -> None:
-    snaps = runs[kind].snaps
+def test_close_then_reopen_is_logged_and_live_again(runs: dict[str, Snaps], kind: str) -> None:
+    snaps = runs[kind]
     closed = _by_key(snaps["apr_closed"])
     assert {s["status"] for s in closed.values()} == {"closed"}
     for key, statement in _by_key(snaps["apr_after_move"]).items():
@@ -426,7 +418,7 @@ def test_close_then_reopen_is_logged_and_live_again(runs: dict[str, Run], kind: 
     assert again.digest == snaps["close_apr"].digest  # same content, same digest
 
 
-def test_both_paths_give_the_same_statements(runs: dict[str, Run]) -> None:
-    embedded, server = (runs[k].snaps for k in PATHS)
+def test_both_paths_give_the_same_statements(runs: dict[str, Snaps]) -> None:
+    embedded, server = (runs[k] for k in PATHS)
     for name in ("live", "wide", "mar_closed", "apr_after_move", "apr_closed", "apr_reopened"):
         assert embedded[name] == server[name], name
