@@ -107,7 +107,7 @@ def _notice_file(text: str) -> Path:
 def _convert(args: argparse.Namespace) -> int:
     import polars as pl
 
-    from pipeline.rating.timeparse import parse_instant
+    from pipeline.rating.timeparse import parse_instant, to_micros
     from pipeline.reference.carrier_decks import (
         convert_deck,
         read_deck_profile,
@@ -130,7 +130,7 @@ def _convert(args: argparse.Namespace) -> int:
     if args.notified_at is not None:
         moment = parse_instant(args.notified_at)
         if moment is not None:
-            notified_at_us = int(moment.timestamp()) * 1_000_000 + moment.microsecond
+            notified_at_us = to_micros(moment)
         else:
             day = pl.Series([args.notified_at])
             notified_at_us = local_instants(day, "%Y-%m-%d", profile.layout.timezone).item()

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import re
-import sys
 from decimal import Decimal
 from fractions import Fraction
 from pathlib import Path
@@ -146,9 +144,10 @@ def _reconcile(args: argparse.Namespace) -> int:
         store.close()
     written = None
     if args.out is not None:
-        written = _write_report(outcome, args.out, every_call=args.every_call)
+        text, written = _report_csv(outcome, every_call=args.every_call)
+        args.out.write_text(text + "\n", encoding="utf-8", newline="")
     if args.format == "csv":
-        _write_csv(outcome, sys.stdout, every_call=args.every_call)
+        print(_report_csv(outcome, every_call=args.every_call)[0])
     elif args.format == "json":
         print(json.dumps(_summary(outcome, args.out, written), indent=2))
     else:
@@ -156,37 +155,21 @@ def _reconcile(args: argparse.Namespace) -> int:
     return 0
 
 
-def _write_report(outcome: Reconciliation, path: Path, *, every_call: bool) -> int:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        return _write_csv(outcome, handle, every_call=every_call)
+def _report_csv(outcome: Reconciliation, *, every_call: bool) -> tuple[str, int]:
+    """The per-call lines as CSV (no line break after the last), and how many there are."""
+    from pipeline.storage.reports import render
 
-
-def _write_csv(outcome: Reconciliation, handle: Any, *, every_call: bool) -> int:
     report = outcome.report(every_call=every_call)
-    writer = csv.writer(handle, lineterminator="\n")
-    writer.writerow(report.columns)
-    writer.writerows(
-        ["" if value is None else value for value in row] for row in report.iter_rows()
-    )
-    return report.height
+    return render(report.to_arrow(), "csv"), report.height
 
 
 def _summary(outcome: Reconciliation, out: Path | None, written: int | None) -> dict[str, Any]:
-    from pipeline.services.reconciliation import instant_text
-
-    tolerances = outcome.tolerances
     return {
         "client": outcome.client,
         "carrier_file": outcome.carrier_file,
         "carrier_rows": outcome.carrier_rows,
         "outside_window": outcome.outside_window,
-        "from": instant_text(outcome.start_us),
-        "to": instant_text(outcome.end_us),
-        "time_tolerance_s": _plain(Decimal(tolerances.time_us) / 1_000_000),
-        "duration_tolerance_s": _plain(Decimal(tolerances.duration_ms) / 1_000),
-        "amount_tolerance": _plain(
-            Decimal(tolerances.amount.numerator) / Decimal(tolerances.amount.denominator)
-        ),
+        **_window(outcome),
         "classes": outcome.counts().to_dicts(),
         "totals": outcome.totals().to_dicts(),
         "disputed": outcome.disputed().to_dicts(),
@@ -195,23 +178,42 @@ def _summary(outcome: Reconciliation, out: Path | None, written: int | None) -> 
     }
 
 
+def _window(outcome: Reconciliation) -> dict[str, str]:
+    """The window's ends (RFC 3339) and the tolerances (seconds, a share of ours) as texts."""
+    import polars as pl
+
+    from pipeline.rating.timeparse import format_rfc3339
+
+    ends = pl.DataFrame({"us": [outcome.start_us, outcome.end_us]}, schema={"us": pl.Int64})
+    start, end = ends.select(format_rfc3339(pl.col("us")))["us"].to_list()
+    tolerances = outcome.tolerances
+    return {
+        "from": start,
+        "to": end,
+        "time_tolerance_s": _plain(Decimal(tolerances.time_us) / 1_000_000),
+        "duration_tolerance_s": _plain(Decimal(tolerances.duration_ms) / 1_000),
+        "amount_tolerance": _plain(
+            Decimal(tolerances.amount.numerator) / Decimal(tolerances.amount.denominator)
+        ),
+    }
+
+
 def _table(outcome: Reconciliation, out: Path | None, written: int | None) -> str:
-    from pipeline.services.reconciliation import instant_text
     from pipeline.storage.reports import format_table
 
-    summary = _summary(outcome, out, written)
+    window = _window(outcome)
     left_out = (
         f"; {outcome.outside_window:,} outside the window, left out"
         if outcome.outside_window
         else ""
     )
-    percent = _plain(Decimal(summary["amount_tolerance"]) * 100)
+    percent = _plain(Decimal(window["amount_tolerance"]) * 100)
     lines = [
         f"client {outcome.client}: carrier file {outcome.carrier_file} "
         f"({outcome.carrier_rows:,} calls{left_out})",
-        f"window {instant_text(outcome.start_us)} to {instant_text(outcome.end_us)}; "
-        f"tolerances: start {summary['time_tolerance_s']}s, duration "
-        f"{summary['duration_tolerance_s']}s, amount {percent}%",
+        f"window {window['from']} to {window['to']}; "
+        f"tolerances: start {window['time_tolerance_s']}s, duration "
+        f"{window['duration_tolerance_s']}s, amount {percent}%",
         "",
         format_table(outcome.counts().to_arrow(), "calls per class"),
         "",
@@ -228,5 +230,4 @@ def _table(outcome: Reconciliation, out: Path | None, written: int | None) -> st
 
 
 def _plain(value: Decimal) -> str:
-    text = format(value, "f")
-    return text.rstrip("0").rstrip(".") if "." in text else text
+    return format(value.normalize(), "f")

@@ -29,7 +29,7 @@ import io
 import os
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -44,7 +44,7 @@ from pipeline.rating.money import (
     decimal_text_problem,
     scaled_integer,
 )
-from pipeline.rating.timeparse import OPEN_END_US
+from pipeline.rating.timeparse import OPEN_END_US, format_rfc3339
 from pipeline.reference.carrier_files import (
     EXCEL_DATE_FORMATS,
     LAYOUT_KEYS,
@@ -381,8 +381,8 @@ def _offers(table: pl.DataFrame, profile: DeckProfile, where: str) -> pl.DataFra
     frame = frame.with_columns(
         origin=pl.col("origin").fill_null(""),
         band=pl.col("band").fill_null(""),
-        effective_from=_rfc3339(frame["effective_from_us"]),
-        effective_until=_rfc3339(frame["effective_until_us"]),
+        effective_from=format_rfc3339(pl.col("effective_from_us")),
+        effective_until=format_rfc3339(pl.col("effective_until_us")),
         effective_until_us=pl.col("effective_until_us").fill_null(OPEN_END_US),
     )
     return _one_offer_per_code(frame, profile, where)
@@ -403,22 +403,6 @@ def _times_sixty(text: str) -> str | None:
     if re.fullmatch(DECIMAL_PATTERN, text) is None:
         return None
     return format((Decimal(text) * 60).normalize(), "f")
-
-
-def _rfc3339(instants: pl.Series) -> pl.Series:
-    """Microsecond instants as RFC 3339 UTC texts; the open end and null are null.
-
-    Each distinct instant is converted once.
-    """
-    epoch = datetime(1970, 1, 1, tzinfo=UTC)
-    distinct = instants.filter(instants < OPEN_END_US).unique()
-    texts = []
-    for us in distinct.to_list():
-        moment = epoch + timedelta(microseconds=us)
-        texts.append(
-            moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ" if us % 1_000_000 else "%Y-%m-%dT%H:%M:%SZ")
-        )
-    return instants.replace_strict(distinct, pl.Series(texts, dtype=pl.String), default=None)
 
 
 _TERMS = [
@@ -478,7 +462,9 @@ def _current_deck(folder: PlanFiles, deck_file: str) -> tuple[pl.DataFrame, list
     if raw is None or problems:  # the folder was validated before: not expected
         raise ReferenceDataError(problems)
     data = folder.read(deck_file)
-    header = [] if data is None else next(csv.reader([data.decode("utf-8-sig").split("\n")[0]]))
+    header: list[str] = []
+    if data is not None:  # the header only: the deck's first line
+        header = next(csv.reader([data.split(b"\n", 1)[0].decode("utf-8-sig")]))
     timed = timestamps(raw, deck_file, problems)
     if problems:
         raise ReferenceDataError(problems)
@@ -602,7 +588,7 @@ def _scheduled(offers: pl.DataFrame) -> pl.DataFrame:
             pl.col("effective_until_us"), pl.col("_next").fill_null(OPEN_END_US)
         )
     )
-    return rows.with_columns(effective_until=_rfc3339(rows["effective_until_us"]))
+    return rows.with_columns(effective_until=format_rfc3339(pl.col("effective_until_us")))
 
 
 def _merged(
@@ -632,9 +618,7 @@ def _merged(
             *_KEY,
             "destination",
             old_rate=pl.col("rate"),
-            closed_from=_rfc3339(
-                gone.select(pl.max_horizontal("effective_from_us", pl.lit(earliest))).to_series()
-            ),
+            closed_from=format_rfc3339(pl.max_horizontal("effective_from_us", pl.lit(earliest))),
         )
         deck = deck.filter(~(absent & (pl.col("effective_from_us") >= earliest))).with_columns(
             _start=pl.when(absent).then(pl.lit(earliest)).otherwise(pl.col("_start"))
@@ -654,7 +638,7 @@ def _merged(
         effective_until=pl.when(ends & pl.col("_kept_from").is_not_null())
         .then(pl.col("_kept_until"))
         .when(ends)
-        .then(_rfc3339(deck["_start"]))
+        .then(format_rfc3339(pl.col("_start")))
         .otherwise(pl.col("effective_until"))
     )
     added = added.join(

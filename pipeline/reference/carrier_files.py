@@ -33,6 +33,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from pipeline.rating.exceptions import Problem, ReferenceDataError
+from pipeline.rating.timeparse import to_micros
 from pipeline.reference.validation import is_zone
 
 ROW = "_row"  # the column holding each row's number in the carrier's file
@@ -550,7 +551,6 @@ def local_instants(
     own UTC offset (``%z``) keeps it. Each distinct text is converted once.
     """
     zone = ZoneInfo(timezone)
-    epoch = datetime(1970, 1, 1, tzinfo=ZoneInfo("UTC"))
     formats = (date_format, *also)
 
     def instant(text: str | None) -> int | None:
@@ -563,8 +563,7 @@ def local_instants(
                 continue
             if moment.tzinfo is None:
                 moment = moment.replace(tzinfo=zone)
-            delta = moment - epoch
-            return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
+            return to_micros(moment)
         return None
 
     distinct = texts.unique()

@@ -18,6 +18,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
+from pipeline.rating.timeparse import format_rfc3339
 from pipeline.reference.diff import diff_decks
 from pipeline.reference.files import PlanFiles
 from pipeline.reference.loader import deck_rows
@@ -118,10 +119,6 @@ def _rate_text(value: Decimal | None) -> str:
     return f"{whole}.{fraction.ljust(_SHOWN_DECIMALS, '0')}"
 
 
-def _instant_text(value: object) -> str:
-    return "" if value is None else value.isoformat().replace("+00:00", "Z")  # type: ignore[attr-defined]
-
-
 def notice_rows(notice: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
     """Header and rows as the customer reads them (origin and band only when used)."""
     columns = [
@@ -129,14 +126,15 @@ def notice_rows(notice: pl.DataFrame) -> tuple[list[str], list[list[str]]]:
         for c in NOTICE_COLUMNS
         if c not in ("origin", "band") or (notice[c].fill_null("") != "").any()
     ]
+    shown = notice.select(columns).with_columns(
+        format_rfc3339(pl.col("effective_from").dt.epoch("us")).alias("effective_from")
+    )
     rows = []
-    for row in notice.select(columns).iter_rows(named=True):
+    for row in shown.iter_rows(named=True):
         rows.append(
             [
                 _rate_text(value)
                 if name in ("old_rate", "new_rate")
-                else _instant_text(value)
-                if name == "effective_from"
                 else ("" if value is None else str(value))
                 for name, value in row.items()
             ]

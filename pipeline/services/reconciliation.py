@@ -36,12 +36,13 @@ Money is held in integer units of 10**-9 (Int64 per call, Int128 in sums), never
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from fractions import Fraction
 from pathlib import Path
 
 import polars as pl
 
+from pipeline.rating.timeparse import format_rfc3339, to_micros
 from pipeline.reference.carrier_cdrs import CdrProfile, read_carrier_cdrs
 from pipeline.reference.carrier_files import ROW
 from pipeline.sinks.contracts import CallHistoryStore
@@ -59,7 +60,6 @@ _DIFFERENT = ("amount_difference", "duration_and_amount_difference")
 _VECTOR_ROUNDS = 8  # then the contested pairs left are taken one by one
 _SEQUENTIAL_BELOW = 2_000  # candidate pairs left: one by one is cheaper than another round
 _I128 = pl.Int128
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 #: The columns of the per-call lines an operator sends back (:meth:`Reconciliation.report`).
 REPORT_COLUMNS = (
@@ -267,8 +267,8 @@ class Reconciliation:
             "their_call_id",
             "our_cdr_id",
             their_start=pl.col("their_start_text"),
-            their_start_utc=_rfc3339(pl.col("their_start_us")),
-            our_start_utc=_rfc3339(pl.col("our_start_us")),
+            their_start_utc=format_rfc3339(pl.col("their_start_us")),
+            our_start_utc=format_rfc3339(pl.col("our_start_us")),
             start_difference_s=_text(
                 (pl.col("their_start_us") - pl.col("our_start_us")).cast(_I128), 6
             ),
@@ -304,8 +304,8 @@ def reconcile(
     file; ``ValueError`` when the window is empty or cannot be taken from the file.
     """
     theirs = read_carrier_cdrs(carrier_file, profile)
-    start_us = _micros(start) if start is not None else theirs["start_us"].min()
-    end_us = _micros(end) if end is not None else theirs["start_us"].max()
+    start_us = to_micros(start) if start is not None else theirs["start_us"].min()
+    end_us = to_micros(end) if end is not None else theirs["start_us"].max()
     if start_us is None or end_us is None:
         msg = f"{carrier_file}: no calls in the file, so no window: give --from and --to"
         raise ValueError(msg)
@@ -440,23 +440,3 @@ def _text(units: pl.Expr, decimals: int) -> pl.Expr:
         pl.when(fraction == "").then(whole).otherwise(pl.concat_str(whole, pl.lit("."), fraction))
     )
     return pl.when(units < 0).then(pl.concat_str(pl.lit("-"), text)).otherwise(text)
-
-
-def _rfc3339(micros: pl.Expr) -> pl.Expr:
-    """UTC microseconds as RFC 3339 text (fractional seconds only where there are some)."""
-    moment = micros.cast(pl.Datetime("us", "UTC"))
-    whole = moment.dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    fraction = moment.dt.strftime("%Y-%m-%dT%H:%M:%S%.6fZ")
-    return pl.when(micros % 1_000_000 == 0).then(whole).otherwise(fraction)
-
-
-def _micros(moment: datetime) -> int:
-    """A datetime as UTC microseconds since the epoch, exactly."""
-    return (moment - _EPOCH) // timedelta(microseconds=1)
-
-
-def instant_text(micros: int) -> str:
-    """UTC microseconds as RFC 3339 text, for the summary's window."""
-    moment = _EPOCH + timedelta(microseconds=micros)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S.%f" if micros % 1_000_000 else "%Y-%m-%dT%H:%M:%S")
-    return text + "Z"
