@@ -17,7 +17,6 @@ header and the value.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
@@ -47,8 +46,6 @@ REQUIRED_COLUMNS = ("callee", "start_time", "duration")
 DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 AMOUNT_DECIMALS = 9  # amounts are held as integer units of 10**-9
 _MAX_PROBLEMS_PER_COLUMN = 50
-# Directives polars reads as strptime does (two-digit years, fractions, names, offsets differ).
-_FAST_DIRECTIVES = frozenset({"%Y", "%m", "%d", "%H", "%M", "%S", "%%"})
 
 #: The columns of :func:`read_carrier_cdrs`' frame.
 CDR_SCHEMA = {
@@ -162,7 +159,12 @@ def read_carrier_cdrs(path: Path, profile: CdrProfile) -> pl.DataFrame:
     )
     excel = profile.layout.format_of(path) == "xlsx"
     layout = profile.layout
-    starts = _instants(frame["start_time"], layout, also=EXCEL_DATE_FORMATS if excel else ())
+    starts = local_instants(
+        frame["start_time"],
+        layout.date_format,
+        layout.timezone,
+        also=EXCEL_DATE_FORMATS if excel else (),
+    )
     example = datetime(2026, 3, 31, 8, 30, 15).strftime(layout.date_format)
     frame = frame.with_columns(starts.alias("start_us"))
     check(
@@ -248,31 +250,3 @@ def _duration_ms(text: pl.Expr, unit: str) -> tuple[pl.Expr, pl.Expr]:
     return total, pl.when(~text.str.contains(pattern)).then(
         pl.lit(f"not a duration like {'75:30' if unit == 'mm:ss' else '1:15:30'} ({unit})")
     )
-
-
-def _instants(texts: pl.Series, layout: FileLayout, *, also: tuple[str, ...]) -> pl.Series:
-    """Start texts as UTC microsecond instants: by polars where it reads them, else per value.
-
-    A CDR file has a distinct start per call, and :func:`local_instants` converts each distinct
-    text in Python (strptime). Polars reads the common formats vectorised; a text it does not
-    read, or a local time the zone skips or repeats, goes to :func:`local_instants`, whose
-    result is the rule (a skipped time with the offset before the gap, a repeated one at its
-    first occurrence).
-    """
-    if set(re.findall(r"%.", layout.date_format)) - _FAST_DIRECTIVES:
-        return local_instants(texts, layout.date_format, layout.timezone, also=also)
-    try:
-        naive = texts.str.to_datetime(layout.date_format, time_unit="us", strict=False)
-        fast = (
-            naive.dt.replace_time_zone(layout.timezone, non_existent="null", ambiguous="null")
-            .dt.epoch("us")
-            .cast(pl.Int64)
-        )
-    except pl.exceptions.PolarsError:  # a format polars refuses: every text by strptime
-        return local_instants(texts, layout.date_format, layout.timezone, also=also)
-    missing = texts.is_not_null() & fast.is_null()
-    if not missing.any():
-        return fast
-    slow = local_instants(texts.filter(missing), layout.date_format, layout.timezone, also=also)
-    filled = fast.scatter(missing.arg_true(), slow)
-    return filled

@@ -51,6 +51,8 @@ LAYOUT_KEYS = (
 #: How a date cell of an Excel sheet reads as text (whatever the date format of the profile).
 EXCEL_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 _MAX_PROFILE_BYTES = 1 << 20
+# Directives polars reads as strptime does (two-digit years, fractions, names, offsets differ).
+_FAST_DIRECTIVES = frozenset({"%Y", "%m", "%d", "%H", "%M", "%S", "%%"})
 
 
 @dataclass(frozen=True)
@@ -545,11 +547,41 @@ def local_instants(
 ) -> pl.Series:
     """Each text as a UTC microsecond instant (Int64), null where it does not read.
 
-    A text is read with ``date_format`` (or a format of ``also``) as local time in ``timezone``.
-    A date without a time is local midnight; a local time the zone skips (a DST gap) is read
-    with the offset before the gap, i.e. the first instant of the day there. A text with its
-    own UTC offset (``%z``) keeps it. Each distinct text is converted once.
+    A text is read with ``date_format`` (or a format of ``also``) as local time in ``timezone``,
+    as strptime reads it. A date without a time is local midnight; a local time the zone skips
+    (a DST gap) is read with the offset before the gap, i.e. the first instant of the day there;
+    a local time it repeats, at its first occurrence. A text with its own UTC offset (``%z``)
+    keeps it.
+
+    Polars reads the common formats (only ``%Y %m %d %H %M %S``) over the whole column; a text
+    it does not read as strptime does (written back, it is not the same text), one of the other
+    formats, or a local time the zone skips or repeats goes to strptime, each distinct text
+    once.
     """
+    if set(re.findall(r"%.", date_format)) <= _FAST_DIRECTIVES:
+        try:
+            naive = texts.str.to_datetime(date_format, time_unit="us", strict=False)
+            naive = naive.set((naive.dt.strftime(date_format) != texts).fill_null(False), None)
+            fast = (
+                naive.dt.replace_time_zone(timezone, non_existent="null", ambiguous="null")
+                .dt.epoch("us")
+                .cast(pl.Int64)
+            )
+        except pl.exceptions.PolarsError:  # a format polars refuses: every text by strptime
+            pass
+        else:
+            missing = texts.is_not_null() & fast.is_null()
+            if not missing.any():
+                return fast
+            slow = _strptime_instants(texts.filter(missing), date_format, timezone, also)
+            return fast.scatter(missing.arg_true(), slow)
+    return _strptime_instants(texts, date_format, timezone, also)
+
+
+def _strptime_instants(
+    texts: pl.Series, date_format: str, timezone: str, also: tuple[str, ...]
+) -> pl.Series:
+    """:func:`local_instants` by strptime, each distinct text converted once."""
     zone = ZoneInfo(timezone)
     formats = (date_format, *also)
 
