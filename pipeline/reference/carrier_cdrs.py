@@ -31,12 +31,14 @@ from pipeline.reference.carrier_files import (
     EXCEL_DATE_FORMATS,
     LAYOUT_KEYS,
     ROW,
-    FileLayout,
+    CarrierProfile,
+    column_problems,
     decimal_texts,
     local_instants,
     open_profile,
     read_carrier_table,
     read_columns,
+    with_missing_columns,
 )
 
 DURATION_UNITS = ("seconds", "milliseconds", "mm:ss", "hh:mm:ss")
@@ -45,7 +47,6 @@ PROFILE_COLUMNS = ("callee", "start_time", "duration", "amount", "currency", "ca
 REQUIRED_COLUMNS = ("callee", "start_time", "duration")
 DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
 AMOUNT_DECIMALS = 9  # amounts are held as integer units of 10**-9
-_MAX_PROBLEMS_PER_COLUMN = 50
 
 #: The columns of :func:`read_carrier_cdrs`' frame.
 CDR_SCHEMA = {
@@ -63,18 +64,11 @@ CDR_SCHEMA = {
 
 
 @dataclass(frozen=True)
-class CdrProfile:
+class CdrProfile(CarrierProfile):
     """How to read one carrier's CDR files."""
 
-    path: str
-    layout: FileLayout
-    columns: dict[str, str]  # our column -> the carrier's header
     duration_unit: str = "seconds"
     currency: str | None = None  # the file's currency when no column names it
-
-    def header(self, column: str) -> str:
-        """The carrier's header for one of our columns."""
-        return self.columns.get(column, column)
 
 
 def read_cdr_profile(path: Path) -> CdrProfile:
@@ -132,21 +126,9 @@ def read_carrier_cdrs(path: Path, profile: CdrProfile) -> pl.DataFrame:
     problems: list[Problem] = []
 
     def check(frame: pl.DataFrame, column: str, problem: pl.Expr) -> None:
-        header = profile.header(column)
-        bad = frame.select(ROW, pl.col(column), _problem=problem).filter(
-            pl.col("_problem").is_not_null()
-        )
-        for number, value, message in bad.head(_MAX_PROBLEMS_PER_COLUMN).iter_rows():
-            problems.append(Problem(where, number, header, value, message))
-        if bad.height > _MAX_PROBLEMS_PER_COLUMN:
-            more = bad.height - _MAX_PROBLEMS_PER_COLUMN
-            problems.append(
-                Problem(where, None, header, None, f"and {more:,} more rows like these")
-            )
+        problems.extend(column_problems(frame, column, problem, where, profile.header(column)))
 
-    frame = table.with_columns(
-        [pl.lit(None, dtype=pl.String).alias(c) for c in PROFILE_COLUMNS if c not in table.columns]
-    )
+    frame = with_missing_columns(table, PROFILE_COLUMNS)
     for column in REQUIRED_COLUMNS:
         check(frame, column, pl.when(pl.col(column).is_null()).then(pl.lit("empty")))
     callee = normalise_callee(pl.col("callee"))

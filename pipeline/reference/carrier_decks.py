@@ -48,13 +48,16 @@ from pipeline.rating.timeparse import OPEN_END_US, format_rfc3339
 from pipeline.reference.carrier_files import (
     EXCEL_DATE_FORMATS,
     LAYOUT_KEYS,
+    MAX_PROBLEMS_PER_COLUMN,
     ROW,
-    FileLayout,
+    CarrierProfile,
+    column_problems,
     decimal_texts,
     local_instants,
     open_profile,
     read_carrier_table,
     read_columns,
+    with_missing_columns,
 )
 from pipeline.reference.csv_checks import per_distinct, read_csv, timestamps
 from pipeline.reference.files import DECKS_DIR, FolderPlanFiles, PlanFiles, PublishedPlanFiles
@@ -71,23 +74,15 @@ _WHOLE = {"initial_increment": (1, 86_400), "subsequent_increment": (1, 86_400)}
 _WHOLE["grace_seconds"] = (0, 86_400)
 _INCREMENTS = frozenset({"initial_increment", "subsequent_increment"})
 _KEY = ["prefix", "origin", "band"]
-_MAX_PROBLEMS_PER_COLUMN = 50
 
 
 @dataclass(frozen=True)
-class DeckProfile:
-    """How to read one carrier's rate decks."""
+class DeckProfile(CarrierProfile):
+    """How to read one carrier's rate decks (``columns``: a deck column or ``change``)."""
 
-    path: str
-    layout: FileLayout
-    columns: dict[str, str]  # deck column (or "change") -> the carrier's header
     code_separator: str | None = None
     rate_per: str = "minute"
     change_words: dict[str, str] = field(default_factory=dict)  # carrier word -> CHANGE_WORDS
-
-    def header(self, column: str) -> str:
-        """The carrier's header for one of our columns."""
-        return self.columns.get(column, column)
 
 
 def read_deck_profile(path: Path) -> DeckProfile:
@@ -243,26 +238,9 @@ def _offers(table: pl.DataFrame, profile: DeckProfile, where: str) -> pl.DataFra
     problems: list[Problem] = []
 
     def check(frame: pl.DataFrame, column: str, problem: pl.Expr) -> None:
-        header = profile.header(column)
-        bad = frame.with_columns(_problem=problem).filter(pl.col("_problem").is_not_null())
-        for number, value, message in (
-            bad.head(_MAX_PROBLEMS_PER_COLUMN).select(ROW, column, "_problem").iter_rows()
-        ):
-            problems.append(Problem(where, number, header, value, message))
-        if bad.height > _MAX_PROBLEMS_PER_COLUMN:
-            problems.append(
-                Problem(
-                    where,
-                    None,
-                    header,
-                    None,
-                    f"and {bad.height - _MAX_PROBLEMS_PER_COLUMN:,} more rows like these",
-                )
-            )
+        problems.extend(column_problems(frame, column, problem, where, profile.header(column)))
 
-    frame = table.with_columns(
-        [pl.lit(None, dtype=pl.String).alias(c) for c in PROFILE_COLUMNS if c not in table.columns]
-    )
+    frame = with_missing_columns(table, PROFILE_COLUMNS)
     if profile.columns.get("initial_increment") == profile.columns.get("subsequent_increment") and (
         "initial_increment" in profile.columns
     ):  # one cell like "60/60" or "1/1"
@@ -303,7 +281,7 @@ def _offers(table: pl.DataFrame, profile: DeckProfile, where: str) -> pl.DataFra
         for column in _PER_MINUTE:
             problem = decimal_text_problem(pl.col(column))
             check(frame, column, pl.when(problem.is_not_null()).then("per minute: " + problem))
-    excel = profile.layout.format == "xlsx" or where.lower().endswith((".xlsx", ".xlsm"))
+    excel = profile.layout.format_of(Path(where)) == "xlsx"
     example = datetime(2026, 3, 31, 8, 30).strftime(profile.layout.date_format)
     for column in ("effective_from", "effective_until"):
         instants = local_instants(
@@ -438,7 +416,7 @@ def _one_offer_per_code(frame: pl.DataFrame, profile: DeckProfile, where: str) -
             code,
             f"code listed again with different terms for the same date (first on row {first_row})",
         )
-        for number, code, first_row in clashing.head(_MAX_PROBLEMS_PER_COLUMN)
+        for number, code, first_row in clashing.head(MAX_PROBLEMS_PER_COLUMN)
         .select(ROW, "prefix", "_first_row")
         .iter_rows()
     ]

@@ -51,6 +51,7 @@ LAYOUT_KEYS = (
 #: How a date cell of an Excel sheet reads as text (whatever the date format of the profile).
 EXCEL_DATE_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%d")
 _MAX_PROFILE_BYTES = 1 << 20
+MAX_PROBLEMS_PER_COLUMN = 50  # rows named per column of a carrier file; then how many more
 # Directives polars reads as strptime does (two-digit years, fractions, names, offsets differ).
 _FAST_DIRECTIVES = frozenset({"%Y", "%m", "%d", "%H", "%M", "%S", "%%"})
 
@@ -73,6 +74,19 @@ class FileLayout:
         if self.format is not None:
             return self.format
         return "xlsx" if path.suffix.lower() in (".xlsx", ".xlsm") else "csv"
+
+
+@dataclass(frozen=True)
+class CarrierProfile:
+    """What every carrier profile has: where it was read, the file's layout, the mapping."""
+
+    path: str
+    layout: FileLayout
+    columns: dict[str, str]  # our column -> the carrier's header
+
+    def header(self, column: str) -> str:
+        """The carrier's header for one of our columns."""
+        return self.columns.get(column, column)
 
 
 def read_profile_toml(path: Path) -> dict[str, Any]:
@@ -530,6 +544,33 @@ def _first_used_row(path: Path, index: int) -> int | None:
                 elif element.tag == f"{_MAIN}row":
                     element.clear()
     return None
+
+
+def with_missing_columns(table: pl.DataFrame, columns: tuple[str, ...]) -> pl.DataFrame:
+    """The table with each of ``columns`` it lacks (not mapped by the profile) as null texts."""
+    missing = [c for c in columns if c not in table.columns]
+    return table.with_columns([pl.lit(None, dtype=pl.String).alias(c) for c in missing])
+
+
+def column_problems(
+    frame: pl.DataFrame, column: str, problem: pl.Expr, where: str, header: str
+) -> list[Problem]:
+    """A problem for each row where ``problem`` (a message, or null) is not null.
+
+    Each names the row (``_row``), the carrier's ``header`` and the row's value of ``column``;
+    after :data:`MAX_PROBLEMS_PER_COLUMN` of them, one more line says how many rows are left.
+    """
+    bad = frame.select(ROW, pl.col(column), _problem=problem).filter(
+        pl.col("_problem").is_not_null()
+    )
+    problems = [
+        Problem(where, number, header, value, message)
+        for number, value, message in bad.head(MAX_PROBLEMS_PER_COLUMN).iter_rows()
+    ]
+    if bad.height > MAX_PROBLEMS_PER_COLUMN:
+        more = bad.height - MAX_PROBLEMS_PER_COLUMN
+        problems.append(Problem(where, None, header, None, f"and {more:,} more rows like these"))
+    return problems
 
 
 # --- values --------------------------------------------------------------------------------
