@@ -34,6 +34,7 @@ import polars as pl
 
 from pipeline.rating.exceptions import Problem, ReferenceDataError
 from pipeline.rating.timeparse import to_micros
+from pipeline.reference.csv_checks import has_blank_line
 from pipeline.reference.validation import is_zone
 
 ROW = "_row"  # the column holding each row's number in the carrier's file
@@ -335,9 +336,6 @@ def _short_cells(frame: pl.DataFrame, where: str, columns: Mapping[str, str]) ->
     return frame
 
 
-_BLANK_LINE = re.compile(r"\n[ \t\r]*\n")
-
-
 def _plain_csv(
     body: str, layout: FileLayout, width: int, positions: Mapping[str, int]
 ) -> pl.DataFrame | None:
@@ -349,12 +347,13 @@ def _plain_csv(
     of the time.
     """
     body = body.rstrip()  # trailing blank lines hold no row
-    if not body or _BLANK_LINE.search(body) is not None:
+    data = body.encode("utf-8")
+    if not body or has_blank_line(data):
         return None
     names = [f"_{i}" for i in range(width)]
     try:
         frame = pl.read_csv(
-            body.encode("utf-8"),
+            data,
             has_header=False,
             separator=layout.delimiter,
             quote_char='"',
