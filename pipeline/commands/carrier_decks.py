@@ -113,7 +113,7 @@ def _convert(args: argparse.Namespace) -> int:
         read_deck_profile,
         write_conversion,
     )
-    from pipeline.reference.carrier_files import local_instants
+    from pipeline.reference.carrier_files import ROW, local_instants
     from pipeline.reference.files import FolderPlanFiles
     from pipeline.reference.loader import load_plans_folder
     from pipeline.storage.reports import format_table
@@ -156,9 +156,7 @@ def _convert(args: argparse.Namespace) -> int:
                     "counts": counts,
                     "by_destination": conversion.by_destination().to_dicts(),
                     "closed_absent": conversion.closed_absent.to_dicts(),
-                    "notice_violations": conversion.notice.drop("effective_from_us").to_dicts()
-                    if "effective_from_us" in conversion.notice.columns
-                    else conversion.notice.to_dicts(),
+                    "notice_violations": conversion.notice.to_dicts(),
                     "contradictions": conversion.contradictions.to_dicts(),
                 }
             )
@@ -172,7 +170,7 @@ def _convert(args: argparse.Namespace) -> int:
         ):
             if frame.height:
                 print()
-                print(format_table(frame.rename({"_row": "row"}, strict=False).to_arrow(), title))
+                print(format_table(frame.rename({ROW: "row"}, strict=False).to_arrow(), title))
         print()
         shown = ", ".join(f"{counts[k]:,} {k}" for k in ("new", "increase", "decrease"))
         print(

@@ -465,7 +465,7 @@ def _with_old_terms(
         *_KEY,
         _at=pl.col("effective_from_us"),
         _until=pl.col("effective_until_us"),
-        **{f"{c}_old": pl.col(c) for c in terms if c != "effective_until_us"},
+        **{f"{c}_old": pl.col(c) for c in terms},
     ).sort("_at")
     # The terms in effect just before the date: a row the deck already starts at that date
     # (the same file converted again) is the file's own, not what it changes.
@@ -487,7 +487,7 @@ def _with_old_terms(
         [
             pl.col(c).fill_null(pl.col(f"{c}_old"))
             for c in terms
-            if c != "effective_until_us" and (c not in profile.columns or c == "destination")
+            if c not in profile.columns or c == "destination"
         ]
     )
     # After an earlier date of the same code in the file, that date's terms are in effect.
@@ -635,19 +635,16 @@ def _merged(
 def _same_terms(left: str, right: str) -> list[pl.Expr]:
     """Whether two rows' terms are equal as values (``0.0120`` equals ``0.012``)."""
 
-    def units(column: str, suffix: str, default: pl.Expr) -> pl.Expr:
-        return _units(column, suffix, default)
-
     def whole(column: str, suffix: str, default: int) -> pl.Expr:
         return pl.col(f"{column}{suffix}").cast(pl.Int64, strict=False).fill_null(default)
 
-    rate = {s: units("rate", s, pl.lit(None, dtype=pl.Int64)) for s in (left, right)}
+    rate = {s: _units("rate", s, pl.lit(None, dtype=pl.Int64)) for s in (left, right)}
     return [
         rate[left].eq_missing(rate[right]),
-        units("connection_fee", left, pl.lit(0)).eq(units("connection_fee", right, pl.lit(0))),
-        units("initial_rate", left, rate[left]).eq(units("initial_rate", right, rate[right])),
-        units("min_cost", left, pl.lit(-1)).eq(units("min_cost", right, pl.lit(-1))),
-        units("max_cost", left, pl.lit(-1)).eq(units("max_cost", right, pl.lit(-1))),
+        _units("connection_fee", left, pl.lit(0)).eq(_units("connection_fee", right, pl.lit(0))),
+        _units("initial_rate", left, rate[left]).eq(_units("initial_rate", right, rate[right])),
+        _units("min_cost", left, pl.lit(-1)).eq(_units("min_cost", right, pl.lit(-1))),
+        _units("max_cost", left, pl.lit(-1)).eq(_units("max_cost", right, pl.lit(-1))),
         whole("initial_increment", left, 1).eq(whole("initial_increment", right, 1)),
         whole("subsequent_increment", left, 1).eq(whole("subsequent_increment", right, 1)),
         whole("grace_seconds", left, 0).eq(whole("grace_seconds", right, 0)),

@@ -228,8 +228,11 @@ class Reconciliation:
             .group_by(currency="their_currency")
             .agg(extra=pl.col("their_amount_units").cast(_I128).sum(), extra_calls=pl.len())
         )
-        currencies = pl.concat([over.select("currency"), under.select("currency")])
-        currencies = pl.concat([currencies, extra.select("currency")]).unique().sort("currency")
+        currencies = (
+            pl.concat([frame.select("currency") for frame in (over, under, extra)])
+            .unique()
+            .sort("currency")
+        )
         joined = (
             currencies.join(over, on="currency", how="left")
             .join(under, on="currency", how="left")
@@ -377,13 +380,12 @@ def classify(
     has_amount = pl.col("their_amount_units").is_not_null()
     ours_priced = pl.col("our_amount_units").is_not_null()
     same_currency = pl.col("their_currency") == pl.col("our_currency")
-    comparable = pl.col("_t").is_not_null() & pl.col("_o").is_not_null() & has_amount
-    comparable = comparable & ours_priced & same_currency
+    pair = pl.col("_t").is_not_null() & pl.col("_o").is_not_null()
+    comparable = pair & has_amount & ours_priced & same_currency
     diff = (pl.col("their_amount_units") - pl.col("our_amount_units")).cast(_I128)
     num = pl.lit(tolerances.amount.numerator, dtype=_I128)
     den = pl.lit(tolerances.amount.denominator, dtype=_I128)
     beyond = diff.abs() * den > num * pl.col("our_amount_units").cast(_I128).abs()
-    pair = pl.col("_t").is_not_null() & pl.col("_o").is_not_null()
     amount_differs = pair & has_amount & (~ours_priced | ~same_currency | beyond)
     duration_differs = pair & (
         (pl.col("their_duration_ms") - pl.col("our_duration_ms")).abs() > tolerances.duration_ms
