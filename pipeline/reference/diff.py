@@ -1,12 +1,12 @@
 """What changed between two versions of the decks, row by row, before anyone publishes.
 
-:func:`diff_decks` compares the deck rows of two plans folders, row by row (a row is a plan, a
-prefix, its origin group and time band, and its ``effective_from``): added, removed and changed
-rows with the old and the new rate. For an added row whose prefix the old deck already priced,
-the old rate shown is the one the old deck had in effect at the new row's ``effective_from`` (a
-rate change scheduled by a new effective-dated row); for a removed row, the new rate is what the
-new deck has in effect then. The money such a change would move is
-:mod:`pipeline.services.simulate`'s.
+:func:`diff_decks` compares the deck rows of two plans folders (:func:`diff_rows`, rows already
+loaded), row by row (a row is a plan, a prefix, its origin group and time band, and its
+``effective_from``): added, removed and changed rows with the old and the new rate. For an
+added row whose prefix the old deck already priced, the old rate shown is the one the old deck
+had in effect at the new row's ``effective_from`` (a rate change scheduled by a new
+effective-dated row); for a removed row, the new rate is what the new deck has in effect then.
+The money such a change would move is :mod:`pipeline.services.simulate`'s.
 """
 
 from __future__ import annotations
@@ -51,8 +51,11 @@ class DeckDiff:
 
 def diff_decks(old: PlanFiles, new: PlanFiles) -> DeckDiff:
     """Compare the deck rows of two plans folders (validate both first with ``load_plans``)."""
-    before = deck_rows(old)
-    after = deck_rows(new)
+    return diff_rows(deck_rows(old), deck_rows(new))
+
+
+def diff_rows(before: pl.DataFrame, after: pl.DataFrame) -> DeckDiff:
+    """Compare two versions' deck rows (:func:`pipeline.reference.loader.deck_rows` of each)."""
     joined = before.join(after, on=_KEY, how="full", coalesce=True, suffix="_new")
     in_old = pl.col("rate_units").is_not_null()
     in_new = pl.col("rate_units_new").is_not_null()

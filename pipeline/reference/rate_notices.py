@@ -1,7 +1,7 @@
 """The rate notification an operator sends a customer: what a new deck version changes.
 
 ``decks notify`` builds it from the same row-by-row comparison as ``decks diff``
-(:func:`pipeline.reference.diff.diff_decks`), for one plan, in the customer's words: one line
+(:func:`pipeline.reference.diff.diff_rows`), for one plan, in the customer's words: one line
 per code and date with the destination, the old and the new rate, a change word (new,
 increase, decrease, unchanged, changed when only other terms moved, closed) and the date it
 takes effect, sorted by destination. A row that only ends because the code's next row starts
@@ -19,7 +19,7 @@ import polars as pl
 import pyarrow as pa
 
 from pipeline.rating.timeparse import format_rfc3339
-from pipeline.reference.diff import diff_decks
+from pipeline.reference.diff import diff_rows
 from pipeline.reference.files import PlanFiles
 from pipeline.reference.loader import deck_rows
 
@@ -39,7 +39,8 @@ _KEY = ["prefix", "origin", "band"]
 
 def rate_notice(old: PlanFiles, new: PlanFiles, plan_id: str) -> pl.DataFrame:
     """The notification lines for ``plan_id`` (validate both folders first)."""
-    diff = pl.from_arrow(diff_decks(old, new).rows)
+    before, after = deck_rows(old), deck_rows(new)
+    diff = pl.from_arrow(diff_rows(before, after).rows)
     assert isinstance(diff, pl.DataFrame)
     diff = diff.filter(pl.col("plan_id") == plan_id).with_columns(
         pl.col("origin").fill_null(""),
@@ -47,24 +48,20 @@ def rate_notice(old: PlanFiles, new: PlanFiles, plan_id: str) -> pl.DataFrame:
         _from=pl.col("effective_from").dt.epoch("us"),
         _until=pl.col("effective_until").dt.epoch("us"),
     )
-    starts = (
-        deck_rows(new)
-        .filter(pl.col("plan_id") == plan_id)
-        .select(*_KEY, _until=pl.col("effective_from_us"), _successor=pl.lit(True))
+    starts = after.filter(pl.col("plan_id") == plan_id).select(
+        *_KEY, _until=pl.col("effective_from_us"), _successor=pl.lit(True)
     )
-    ends_before = (
-        deck_rows(old)
-        .filter(pl.col("plan_id") == plan_id)
-        .select(*_KEY, _from=pl.col("effective_from_us"), _old_until=pl.col("effective_until_us"))
+    ends_before = before.filter(pl.col("plan_id") == plan_id).select(
+        *_KEY, _from=pl.col("effective_from_us"), _old_until=pl.col("effective_until_us")
     )
     diff = diff.join(starts, on=[*_KEY, "_until"], how="left").join(
         ends_before, on=[*_KEY, "_from"], how="left"
     )
     terms = [c[4:] for c in diff.columns if c.startswith("old_") and c != "old_destination"]
-    same_terms = pl.all_horizontal(
+    same_price = pl.all_horizontal(
         [pl.col(f"old_{t}").eq_missing(pl.col(f"new_{t}")) for t in terms]
-        + [pl.col("old_destination").eq_missing(pl.col("new_destination"))]
     )
+    same_terms = same_price & pl.col("old_destination").eq_missing(pl.col("new_destination"))
     # A changed row whose terms stayed and whose end moved earlier: closed, unless its next
     # row starts there (a rate change: the next row's own line says so). An end moved later
     # (a code reopened) tells the customer nothing new.
@@ -87,7 +84,7 @@ def rate_notice(old: PlanFiles, new: PlanFiles, plan_id: str) -> pl.DataFrame:
         .then(pl.lit("increase"))
         .when(pl.col("new_rate") < pl.col("old_rate"))
         .then(pl.lit("decrease"))
-        .when(same_terms | (pl.col("change") == "added") & _same_price(terms))
+        .when(same_terms | (pl.col("change") == "added") & same_price)
         .then(pl.lit("unchanged"))
         .otherwise(pl.lit("changed")),
         effective_from=pl.when(closes)
@@ -105,10 +102,6 @@ def rate_notice(old: PlanFiles, new: PlanFiles, plan_id: str) -> pl.DataFrame:
     return lines.sort("destination", "code", "origin", "band", "effective_from").select(
         NOTICE_COLUMNS
     )
-
-
-def _same_price(terms: list[str]) -> pl.Expr:
-    return pl.all_horizontal([pl.col(f"old_{t}").eq_missing(pl.col(f"new_{t}")) for t in terms])
 
 
 def _rate_text(value: Decimal | None) -> str:
