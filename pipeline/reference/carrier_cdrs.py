@@ -26,7 +26,7 @@ import polars as pl
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
 from pipeline.rating.decode import normalise_callee
 from pipeline.rating.exceptions import Problem, ReferenceDataError
-from pipeline.rating.money import ISO_4217, decimal_text_problem, scaled_integer
+from pipeline.rating.money import ISO_4217, RATE_DECIMALS, decimal_text_problem, scaled_integer
 from pipeline.reference.carrier_files import (
     EXCEL_DATE_FORMATS,
     LAYOUT_KEYS,
@@ -46,7 +46,8 @@ PROFILE_KEYS = (*LAYOUT_KEYS, "duration_unit", "currency", "columns")
 PROFILE_COLUMNS = ("callee", "start_time", "duration", "amount", "currency", "call_id", "caller")
 REQUIRED_COLUMNS = ("callee", "start_time", "duration")
 DEFAULT_DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
-AMOUNT_DECIMALS = 9  # amounts are held as integer units of 10**-9
+#: Amounts are held as integer units of 10**-9, the unit of rates (rated amounts have 6).
+AMOUNT_DECIMALS = RATE_DECIMALS
 
 #: The columns of :func:`read_carrier_cdrs`' frame.
 CDR_SCHEMA = {

@@ -43,10 +43,10 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.rating.timeparse import format_rfc3339, to_micros
-from pipeline.reference.carrier_cdrs import CdrProfile, read_carrier_cdrs
+from pipeline.reference.carrier_cdrs import AMOUNT_DECIMALS, CdrProfile, read_carrier_cdrs
 from pipeline.reference.carrier_files import ROW
 from pipeline.sinks.contracts import CallHistoryStore
-from pipeline.storage.reconciliation import AMOUNT_DECIMALS, client_calls
+from pipeline.storage.reconciliation import client_calls
 
 CLASSES = (
     "matched",

@@ -12,22 +12,21 @@ from __future__ import annotations
 
 import polars as pl
 
+from pipeline.reference.carrier_cdrs import AMOUNT_DECIMALS  # the carrier's amounts' unit
 from pipeline.sinks.contracts import CallHistoryStore
 
-AMOUNT_DECIMALS = 9  # units of 10**-9, as the carrier's amounts are read
-
-CLIENT_CALLS_SQL = """
+CLIENT_CALLS_SQL = f"""
 SELECT cdr_id, tenant_id, callee, toUnixTimestamp64Micro(start_time) AS start_us, duration_ms,
        client_billed_seconds AS billed_seconds,
-       toInt64(client_amount * 1000000000) AS amount_units, client_currency AS currency,
+       toInt64(client_amount * {10**AMOUNT_DECIMALS}) AS amount_units, client_currency AS currency,
        status
 FROM call_history FINAL
-WHERE client_id = {client:String}
-  AND start_time >= fromUnixTimestamp64Micro({start_us:Int64}, 'UTC')
-  AND start_time < fromUnixTimestamp64Micro({end_us:Int64}, 'UTC')
+WHERE client_id = {{client:String}}
+  AND start_time >= fromUnixTimestamp64Micro({{start_us:Int64}}, 'UTC')
+  AND start_time < fromUnixTimestamp64Micro({{end_us:Int64}}, 'UTC')
   AND duration_ms > 0
   AND status != 'superseded'
-  AND ({tenant:String} = '' OR tenant_id = {tenant:String})
+  AND ({{tenant:String}} = '' OR tenant_id = {{tenant:String}})
 """
 
 #: The columns of :func:`client_calls`' frame.
