@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from pipeline.rating.exceptions import ReferenceDataError
+from pipeline.rating.timeparse import to_micros
 from pipeline.reference.carrier_cdrs import read_carrier_cdrs, read_cdr_profile
 from tests.support.carrier_cdrs import CarrierCall, Layout, write_carrier_file, write_profile
 
@@ -18,10 +19,6 @@ CALLS = [
     CarrierCall("0049301234", START.replace(hour=23), "0", Decimal("0"), call_id="b"),
     CarrierCall("4420794600", START.replace(minute=0, second=0), "3600", None, call_id="c"),
 ]
-
-
-def _micros(moment: datetime) -> int:
-    return int(moment.timestamp()) * 1_000_000
 
 
 def read(tmp_path: Path, layout: Layout, calls: list[CarrierCall] = CALLS, **extra: object):  # type: ignore[no-untyped-def]
@@ -51,9 +48,9 @@ def test_every_layout_reads_the_same_calls(tmp_path: Path, layout: Layout) -> No
     frame = read(tmp_path, layout)
 
     assert frame.select("callee", "start_us", "duration_ms", "amount_units").rows() == [
-        ("442079460001", _micros(START), 61_500, 61_500_000),
-        ("49301234", _micros(START.replace(hour=23)), 0, 0),
-        ("4420794600", _micros(START.replace(minute=0, second=0)), 3_600_000, None),
+        ("442079460001", to_micros(START), 61_500, 61_500_000),
+        ("49301234", to_micros(START.replace(hour=23)), 0, 0),
+        ("4420794600", to_micros(START.replace(minute=0, second=0)), 3_600_000, None),
     ]
     assert frame["currency"].to_list() == ["EUR", "EUR", None]
     assert frame["call_id"].to_list() == ["a", "b", "c"]
@@ -97,9 +94,9 @@ def test_a_local_time_the_clock_skips_or_repeats_reads_as_the_rest_of_the_pipeli
     frame = read_carrier_cdrs(file, read_cdr_profile(profile))
 
     assert frame["start_us"].to_list() == [
-        _micros(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),  # with the offset before the gap
-        _micros(datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),  # the first 02:30
-        _micros(datetime(2026, 10, 25, 3, 30, tzinfo=UTC)),
+        to_micros(datetime(2026, 3, 29, 1, 30, tzinfo=UTC)),  # with the offset before the gap
+        to_micros(datetime(2026, 10, 25, 0, 30, tzinfo=UTC)),  # the first 02:30
+        to_micros(datetime(2026, 10, 25, 3, 30, tzinfo=UTC)),
     ]
 
 
@@ -163,10 +160,10 @@ def test_the_example_profile_reads_its_sample() -> None:
     frame = read_carrier_cdrs(examples / "cdrs-acme-sample.csv", profile)
 
     assert frame.height == 7
-    assert frame.row(0, named=True) | {"_row": 4} == {
+    assert frame.row(0, named=True) == {
         "_row": 4,
         "callee": "442079460101",
-        "start_us": _micros(datetime(2026, 3, 2, 8, 15, 4, tzinfo=UTC)),
+        "start_us": to_micros(datetime(2026, 3, 2, 8, 15, 4, tzinfo=UTC)),
         "start_text": "02/03/2026 09:15:04",
         "duration_ms": 62_000,
         "amount_units": 12_400_000,
