@@ -12,13 +12,14 @@ from __future__ import annotations
 
 import polars as pl
 
-from pipeline.reference.carrier_cdrs import AMOUNT_DECIMALS  # the carrier's amounts' unit
+# Our amounts in the unit of the carrier's (reference/carrier_cdrs.AMOUNT_DECIMALS = RATE_DECIMALS).
+from pipeline.rating.money import RATE_SCALE
 from pipeline.sinks.contracts import CallHistoryStore
 
 CLIENT_CALLS_SQL = f"""
 SELECT cdr_id, tenant_id, callee, toUnixTimestamp64Micro(start_time) AS start_us, duration_ms,
        client_billed_seconds AS billed_seconds,
-       toInt64(client_amount * {10**AMOUNT_DECIMALS}) AS amount_units, client_currency AS currency,
+       toInt64(client_amount * {RATE_SCALE}) AS amount_units, client_currency AS currency,
        status
 FROM call_history FINAL
 WHERE client_id = {{client:String}}
