@@ -62,8 +62,16 @@ def _rate(args: argparse.Namespace) -> int:
     from pipeline.progress import Progress
     from pipeline.reference.loader import load_plans_folder
     from pipeline.services.offline import rate_file, rate_file_in_parallel
+    from pipeline.services.read_ahead import ReadAhead
 
-    reference = load_plans_folder(args.plans)  # validated here, before any worker starts
+    # One process: the file is read and decoded while the plans folder loads.
+    ahead = ReadAhead(args.cdrs, args.batch_size) if args.jobs == 1 else None
+    try:
+        reference = load_plans_folder(args.plans)  # validated here, before any worker starts
+    except BaseException:
+        if ahead is not None:
+            ahead.close()
+        raise
     about = (
         f"reference data {reference.version}: {reference.plan_count} plans, "
         f"{reference.deck_row_count:,} deck rows"
@@ -101,8 +109,11 @@ def _rate(args: argparse.Namespace) -> int:
                 store=store,
                 batch_size=args.batch_size,
                 progress=Progress("lines"),
+                ahead=ahead,
             )
     finally:
+        if ahead is not None:
+            ahead.close()
         if store is not None:
             store.close()
     if args.json:

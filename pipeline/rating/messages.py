@@ -20,7 +20,7 @@ import pyarrow as pa
 
 from pipeline.rating.cdr_contract import MAX_DETAIL_CHARS
 from pipeline.rating.columns import CALL_HISTORY_SCHEMA
-from pipeline.rating.decode import decode_cdrs
+from pipeline.rating.decode import DecodedBatch, decode_cdrs
 from pipeline.rating.engine import rate_batch
 from pipeline.rating.reference import ReferenceData
 
@@ -56,6 +56,26 @@ def rate_messages(
             exc,
         )
         return _split(messages, reference, rated_at, 0, exc)
+
+
+def rate_decoded(
+    messages: Sequence[bytes],
+    decoded: DecodedBatch | Exception,
+    reference: ReferenceData,
+    rated_at: datetime,
+) -> RatedMessages:
+    """Rate ``messages`` decoded beforehand: what :func:`rate_messages` gives for them.
+
+    ``decoded`` is ``decode_cdrs(messages)``, or the exception it raised (decoding ran on
+    another thread, see :mod:`pipeline.services.read_ahead`). When decoding failed or rating
+    fails, the batch goes through :func:`rate_messages`, which isolates the message at fault.
+    """
+    if not isinstance(decoded, Exception):
+        try:
+            return RatedMessages(rate_batch(decoded.good, reference, rated_at), decoded.rejected)
+        except Exception:  # rate_messages meets it again, logs it and isolates the culprit
+            log.debug("rating a decoded batch failed: rating it again, isolating the culprit")
+    return rate_messages(messages, reference, rated_at)
 
 
 def _rate(messages: Sequence[bytes], reference: ReferenceData, rated_at: datetime) -> RatedMessages:

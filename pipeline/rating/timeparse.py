@@ -129,8 +129,8 @@ def fixed_width_micros(text: pl.Series) -> tuple[npt.NDArray[np.int64], npt.NDAr
 
     How: the length of a text and its last byte (``Z`` or not) fix its layout, so the texts are
     grouped by layout (at most 18 of them) and each group is read as a byte matrix, checked
-    against its template in one comparison and turned into date and time fields by one small
-    matrix product; the calendar arithmetic then runs once over the whole column.
+    against its template in one comparison and turned into date and time fields by sums of
+    its digit rows; the calendar arithmetic then runs once over the whole column.
     """
     array = text.to_arrow(compat_level=pl.CompatLevel.oldest())  # large_string: one buffer
     if isinstance(array, pa.ChunkedArray):
@@ -156,7 +156,7 @@ def fixed_width_micros(text: pl.Series) -> tuple[npt.NDArray[np.int64], npt.NDAr
     order = np.argsort(key, kind="stable")
     bounds = np.concatenate([[0], np.cumsum(np.bincount(key, minlength=2 * _LONGEST + 2))])
     sorted_starts = starts[order]
-    fields = np.zeros((len(_FIELDS), count), dtype=np.float32)
+    fields = np.zeros((len(_FIELDS), count), dtype=np.int32)
     ok = np.zeros(count, dtype=np.bool_)
     west = np.zeros(count, dtype=np.bool_)  # a "-" offset
     for group in np.flatnonzero(bounds[1:] - bounds[:-1]):
@@ -173,10 +173,11 @@ def fixed_width_micros(text: pl.Series) -> tuple[npt.NDArray[np.int64], npt.NDAr
             rows[-_OFFSET] -= west[first:last].view(np.uint8) * np.uint8(2)  # "-" -> "+"
         rows -= layout.template  # digits become 0-9, the fixed characters 0; wraps below 0
         ok[first:last] = np.logical_and.reduce(rows < layout.limit, axis=0)
-        np.matmul(layout.weights, rows.astype(np.float32), out=fields[:, first:last])
-    year, month, day, hour, minute, second, micro, offset_hour, offset_minute = fields.astype(
-        np.int32
-    )
+        for field, terms in layout.terms:
+            value = fields[field, first:last]
+            for row, weight in terms:
+                value += rows[row] * np.int32(weight)
+    year, month, day, hour, minute, second, micro, offset_hour, offset_minute = fields
     leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
     month_days = _MONTH_DAYS[np.clip(month, 0, 12)] + ((month == 2) & leap)
     ok &= (month >= 1) & (month <= 12) & (day >= 1) & (day <= month_days)
@@ -193,21 +194,23 @@ def fixed_width_micros(text: pl.Series) -> tuple[npt.NDArray[np.int64], npt.NDAr
 
 @dataclass(frozen=True)
 class _Layout:
-    """One fixed-width form: its template, the allowed difference per byte, field weights."""
+    """One fixed-width form: its template, the allowed difference per byte, digits of each field."""
 
     width: int
     zulu: bool
     template: npt.NDArray[np.uint8]  # (width, 1): "0" where a digit goes, else the character
     limit: npt.NDArray[np.uint8]  # (width, 1): 10 for a digit, 1 for a fixed character
-    weights: npt.NDArray[np.float32]  # (fields, width): digit -> field value
+    # Per field: (byte position, power of ten) of each of its digits.
+    terms: tuple[tuple[int, tuple[tuple[int, int], ...]], ...]
 
 
 @functools.cache
 def _layout(width: int, *, zulu: bool) -> _Layout | None:
     """The layout of texts of ``width`` bytes ending in ``Z`` (``zulu``) or an offset; or None.
 
-    Field values are sums of digits times powers of ten below 2**24, so the float32 product
-    that computes them is exact.
+    Field values are sums of digits times powers of ten, computed in int32 with numpy's own
+    loops (a float32 matrix product was as exact, but it called BLAS, whose worker thread then
+    spun on the second core that the rest of the rating needs).
     """
     places = width - _HEAD - (1 if zulu else _OFFSET)  # "." and the fraction digits
     if places < 0 or places == 1 or places > _FRACTION:
@@ -215,21 +218,22 @@ def _layout(width: int, *, zulu: bool) -> _Layout | None:
     text = "0000-00-00t00:00:00" + ("." + "0" * (places - 1) if places else "")
     text += "z" if zulu else "+00:00"
     template = np.frombuffer(text.encode(), dtype=np.uint8)
-    weights = np.zeros((len(_FIELDS), width), dtype=np.float32)
+    terms: list[tuple[int, tuple[tuple[int, int], ...]]] = []
     spans = {"year": (0, 4), "month": (5, 2), "day": (8, 2), "hour": (11, 2), "minute": (14, 2)}
     spans |= {"second": (17, 2), "micro": (_HEAD + 1, min(places - 1, 6) if places else 0)}
     if not zulu:
         spans |= {"offset_hour": (width - 5, 2), "offset_minute": (width - 2, 2)}
     for field, (start, digits) in spans.items():
         scale = 6 if field == "micro" else digits  # the fraction's first digit is 10**5 us
-        for place in range(digits):
-            weights[_FIELDS.index(field), start + place] = 10 ** (scale - 1 - place)
+        if digits:
+            places_of = tuple((start + p, 10 ** (scale - 1 - p)) for p in range(digits))
+            terms.append((_FIELDS.index(field), places_of))
     return _Layout(
         width=width,
         zulu=zulu,
         template=template[:, None].copy(),
         limit=np.where(template == ord("0"), 10, 1).astype(np.uint8)[:, None],
-        weights=weights,
+        terms=tuple(terms),
     )
 
 

@@ -18,12 +18,13 @@ import polars as pl
 import pyarrow.parquet as pq
 
 from pipeline.progress import Progress
-from pipeline.rating.messages import rate_messages
+from pipeline.rating.messages import rate_decoded
 from pipeline.rating.reference import ReferenceData
 from pipeline.services.outcomes import Outcomes
+from pipeline.services.read_ahead import ReadAhead
 from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.files import DeadLetterFile, ParquetCallHistory
-from pipeline.sources.files import FileRange, line_ranges, read_jsonl_batches
+from pipeline.sources.files import FileRange, line_ranges
 from pipeline.storage.roster import RosterRows, roster_rows
 
 DEFAULT_BATCH_SIZE = 100_000
@@ -82,12 +83,16 @@ def rate_file(
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
     part: FileRange | None = None,
+    ahead: ReadAhead | None = None,
 ) -> RatingSummary:
     """Rate every line of ``cdrs``; rated rows to ``out`` (and ``store``), rejected to ``dlq``.
 
     With ``part``, only that range of the file's lines (numbered as in the whole file). With a
     ``store``, the reference data's roster is written to it first, loaded at ``rated_at``
-    (idempotent: see :func:`pipeline.storage.roster.write_roster`).
+    (idempotent: see :func:`pipeline.storage.roster.write_roster`). The file is read and
+    decoded a few batches ahead on a thread of its own (:class:`ReadAhead`), so decoding and
+    rating share the two cores; ``ahead``, when given, is that reader already started (by the
+    caller, on the same file, range and batch size, before it loaded the plans folder).
     """
     if store is not None:
         store.write_roster(roster_rows(reference), rated_at)
@@ -95,12 +100,13 @@ def rate_file(
     started = time.perf_counter()
     ids: list[pl.Series] = []
     dead = DeadLetterFile(dlq)
+    reader = ahead if ahead is not None else ReadAhead(cdrs, batch_size, part)
     try:
-        with ParquetCallHistory(out) as parquet:
-            for batch in read_jsonl_batches(cdrs, batch_size, part):
+        with reader, ParquetCallHistory(out) as parquet:
+            for batch, decoded in reader:
                 summary.blank_lines += batch.blank_lines
                 summary.lines_read += len(batch.lines) + batch.blank_lines
-                rated = rate_messages(batch.lines, reference, rated_at)
+                rated = rate_decoded(batch.lines, decoded, reference, rated_at)
                 table = rated.table
                 if store is not None:
                     store.write_call_history(table)

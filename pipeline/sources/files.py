@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Generator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,7 +59,7 @@ _BLOCK_BYTES = 1 << 24
 
 def read_jsonl_batches(
     path: Path, batch_size: int, part: FileRange | None = None
-) -> Iterator[LineBatch]:
+) -> Generator[LineBatch]:
     """Yield batches of at most ``batch_size`` non-blank lines; blank lines carry no CDR.
 
     With ``part``, only the lines of that range, numbered as in the whole file. Lines end at a
