@@ -32,6 +32,7 @@ from typing import Annotated
 
 import msgspec
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from pipeline.prefix_trie.deck_index import MAX_DIGITS
@@ -50,6 +51,7 @@ from pipeline.rating.cdr_contract import (
     MAX_TEXT_CHARS,
     REQUIRED_TEXT,
 )
+from pipeline.rating.message_block import MessageBlock
 from pipeline.rating.screen import EMPTY, exact_problem, screen
 from pipeline.rating.timeparse import parse_rfc3339_series
 
@@ -69,23 +71,35 @@ class DecodedBatch:
     rejected: pl.DataFrame
 
 
-def decode_cdrs(messages: Sequence[bytes]) -> DecodedBatch:
-    """Decode and validate a batch of ``cdr.v1`` messages (one JSON object each).
+def screen_out(messages: Sequence[bytes]) -> list[tuple[int, str, str]]:
+    """The messages the screen refuses: (position, reason, detail), the first step of decoding.
 
-    Never raises for anything a message holds: every message becomes a row of ``good`` or of
-    ``rejected``.
+    Too large ones, and the suspects that are indeed wrong at the JSON level (see
+    :mod:`pipeline.rating.screen`). A separate step so that it can run on another thread than
+    the rest of :func:`decode_cdrs` (see :mod:`pipeline.services.read_ahead`).
     """
     refused, suspects = screen(messages)
-    rejected: list[tuple[int, str, str]] = []
     for position in suspects:
         problem = exact_problem(messages[position])
         if problem is not None:
-            rejected.append((position, *problem))
-    if refused or rejected:
-        rejected += refused
+            refused.append((position, *problem))
+    return refused
+
+
+def decode_cdrs(
+    messages: Sequence[bytes], screened_out: list[tuple[int, str, str]] | None = None
+) -> DecodedBatch:
+    """Decode and validate a batch of ``cdr.v1`` messages (one JSON object each).
+
+    Never raises for anything a message holds: every message becomes a row of ``good`` or of
+    ``rejected``. ``screened_out`` is :func:`screen_out` of ``messages`` when it was run
+    already.
+    """
+    rejected = list(screen_out(messages) if screened_out is None else screened_out)
+    if rejected:
         dropped = {position for position, _, _ in rejected}
         kept = [i for i in range(len(messages)) if i not in dropped]
-        parsed, unreadable = _parse([messages[i] for i in kept])
+        parsed, unreadable = _parse(_take(messages, kept))
         parsed = parsed.with_columns(
             pl.Series("position", kept, dtype=pl.Int64).gather(parsed["position"])
         )
@@ -103,6 +117,24 @@ def decode_cdrs(messages: Sequence[bytes]) -> DecodedBatch:
     return DecodedBatch(good=good, rejected=invalid.sort("position"))
 
 
+def _take(messages: Sequence[bytes], positions: Sequence[int]) -> Sequence[bytes]:
+    """The messages at ``positions``; from the same buffer when they are a block."""
+    if isinstance(messages, MessageBlock):
+        return messages.take(positions)
+    return [messages[i] for i in positions]
+
+
+def _joined(messages: Sequence[bytes]) -> bytes:
+    """The messages joined by line breaks (a block's runs of lines are sliced, not rejoined)."""
+    return messages.joined() if isinstance(messages, MessageBlock) else b"\n".join(messages)
+
+
+def _lengths(messages: Sequence[bytes]) -> npt.NDArray[np.int64]:
+    if isinstance(messages, MessageBlock):
+        return messages.lengths()
+    return np.fromiter(map(len, messages), dtype=np.int64, count=len(messages))
+
+
 def _parse(messages: Sequence[bytes]) -> tuple[pl.DataFrame, list[tuple[int, str, str]]]:
     """Parse the messages into rows (with ``position``) and rejects (position, reason, detail).
 
@@ -115,7 +147,7 @@ def _parse(messages: Sequence[bytes]) -> tuple[pl.DataFrame, list[tuple[int, str
     """
     if not messages:
         return pl.DataFrame(schema={**CDR_SCHEMA, "position": pl.Int64()}), []
-    joined = b"\n".join(messages)
+    joined = _joined(messages)
     try:
         isolated = _isolated_odd_ones(messages, joined)
     except pl.exceptions.PolarsError:  # more is wrong than the odd messages: one by one
@@ -175,7 +207,7 @@ def _isolated_odd_ones(
     message and a second read.
     """
     count = len(messages)
-    lengths = np.fromiter(map(len, messages), dtype=np.int64, count=count)
+    lengths = _lengths(messages)
     ends = np.cumsum(lengths + 1) - 1  # where the line break after each message is (or would be)
     data = np.frombuffer(joined, dtype=np.uint8)
     if len(data) == 0:
@@ -214,7 +246,7 @@ def _isolated_odd_ones(
     rest = b"".join(pieces)
     if rest.endswith(b"\n") and not keep[-1]:
         rest = rest[:-1]  # the last message was dropped: no line break after the kept ones
-    frame = _read([messages[i] for i in positions.tolist()], rest)
+    frame = _read(_take(messages, positions.tolist()), rest)
     return frame.with_columns(pl.Series("position", positions, dtype=pl.Int64)), rejected
 
 
@@ -228,10 +260,16 @@ def _read_as_is(messages: Sequence[bytes], joined: bytes | None = None) -> pl.Da
     Raises ``PolarsError`` when polars cannot read the batch.
     """
     if joined is None:
-        joined = b"\n".join(messages)
+        joined = _joined(messages)
     frame = pl.read_ndjson(io.BytesIO(joined), schema=CDR_SCHEMA)
     if frame.height != len(messages):
         return None
+    if isinstance(messages, MessageBlock):
+        data = np.frombuffer(messages.data, dtype=np.uint8)
+        lengths = messages.lengths()
+        if not len(data) or not (lengths > 0).all():
+            return None
+        return frame if (data[messages.starts] == _OPEN_BRACE).all() else None
     try:
         first_bytes = set(map(operator.itemgetter(0), messages))
     except IndexError:  # an empty message
@@ -247,7 +285,7 @@ def _read(lines: Sequence[bytes], joined: bytes | None = None) -> pl.DataFrame:
     lines joined by line breaks. Raises ``PolarsError``.
     """
     if joined is None:
-        joined = b"\n".join(lines)
+        joined = _joined(lines)
     try:
         frame = pl.read_ndjson(io.BytesIO(joined), schema=CDR_SCHEMA)
         if frame.height == len(lines):

@@ -28,6 +28,7 @@ from pipeline.rating.cdr_contract import (
     MAX_NESTING,
     STRING_FIELDS,
 )
+from pipeline.rating.message_block import MessageBlock
 
 #: Reason and detail of a blank message.
 EMPTY = ("empty", "empty message")
@@ -60,12 +61,17 @@ def screen(messages: Sequence[bytes]) -> tuple[list[tuple[int, str, str]], list[
     """
     if not messages:
         return [], []
-    binary = pl.Series("message", messages, dtype=pl.Binary)
+    if isinstance(messages, MessageBlock):  # a line feed after a message changes no flag
+        binary = messages.with_line_feeds()
+        sizes = pl.Series("size", messages.lengths(), dtype=pl.UInt32)
+    else:
+        binary = pl.Series("message", messages, dtype=pl.Binary)
+        sizes = binary.bin.size()
     try:
         text = binary.cast(pl.String)
     except pl.exceptions.PolarsError:  # some message is not UTF-8: those are null, and suspect
         text = pl.Series("text", [_utf8_or_none(m) for m in messages], dtype=pl.String)
-    flags = pl.DataFrame({"size": binary.bin.size(), "text": text})
+    flags = pl.DataFrame({"size": sizes, "text": text})
     large = flags["size"] > MAX_MESSAGE_BYTES
     refused: list[tuple[int, str, str]] = []
     if large.any():

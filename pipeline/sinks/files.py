@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import queue
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
 
@@ -156,7 +157,9 @@ class DeadLetterFile:
         self._handle = path.open("w", encoding="utf-8")
         self.rows = 0
 
-    def write(self, rejected: pl.DataFrame, line_numbers: list[int], lines: list[bytes]) -> None:
+    def write(
+        self, rejected: pl.DataFrame, line_numbers: Sequence[int], lines: Sequence[bytes]
+    ) -> None:
         """Write rejected rows; ``position`` indexes ``line_numbers`` and ``lines``."""
         for position, reason, detail in rejected.select("position", "reason", "detail").iter_rows():
             record = {

@@ -27,7 +27,7 @@ ALLOWED: dict[str, set[str]] = {
     "reference": {"reference", "rating", "prefix_trie", "config", "json_bounds"},
     "storage": {"storage", "rating", "sinks.contracts", "progress"},
     "sinks": {"sinks", "rating", "storage", "config", "sources.contracts"},
-    "sources": {"sources", "config"},
+    "sources": {"sources", "config", "rating.message_block"},
     "services": _EVERYTHING_BELOW_SERVICES,
     "commands": _EVERYTHING_BELOW_SERVICES | {"commands", "pipeline"},
     "cli": {"commands", "logs", "rating", "pipeline"},

@@ -47,18 +47,19 @@ def test_batches_come_in_file_order_each_with_its_decoding(network: tuple[Path, 
     assert sum(d.rejected.height for _, d in seen if not isinstance(d, Exception)) > 0
 
 
+@pytest.mark.parametrize("stage", ["screen_out", "decode_cdrs"])
 def test_a_decoding_failure_is_handed_over_and_the_batch_is_isolated_by_the_rater(
-    network: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    network: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch, tmp_path: Path, stage: str
 ) -> None:
     plans, cdrs = network
     reference = load_plans_folder(plans)
     rated_at = datetime(2026, 12, 1, tzinfo=UTC)
     expected = rate_file(reference, cdrs, tmp_path / "a.parquet", tmp_path / "a.dlq", rated_at)
 
-    def failing(lines: list[bytes]) -> object:
+    def failing(*_: object) -> object:
         raise MemoryError  # what decoding a batch might raise that nobody foresaw
 
-    monkeypatch.setattr(read_ahead, "decode_cdrs", failing)
+    monkeypatch.setattr(read_ahead, stage, failing)
     with ReadAhead(cdrs, 1_000) as ahead:
         handed = [decoded for _, decoded in ahead]
     assert [type(d) for d in handed] == [MemoryError] * 3
