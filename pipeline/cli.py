@@ -88,6 +88,10 @@ def build_parser() -> Parser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (2, in one line, for refused input)."""
+    # The pipeline does no linear algebra: without this, numpy's BLAS starts a worker thread
+    # per core that spins for a while on the cores the commands use (read when numpy loads,
+    # which the commands do lazily, after this).
+    os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     parser = build_parser()
     args = parser.parse_args(argv)
     refuse_after_parsing(parser, args)

@@ -147,7 +147,8 @@ def _parse(messages: Sequence[bytes]) -> tuple[pl.DataFrame, list[tuple[int, str
     """
     if not messages:
         return pl.DataFrame(schema={**CDR_SCHEMA, "position": pl.Int64()}), []
-    joined = _joined(messages)
+    # A block is looked at where it lies; joined only when read (once).
+    joined = None if isinstance(messages, MessageBlock) else b"\n".join(messages)
     try:
         isolated = _isolated_odd_ones(messages, joined)
     except pl.exceptions.PolarsError:  # more is wrong than the odd messages: one by one
@@ -191,7 +192,7 @@ _COMMA = ord(",")
 
 
 def _isolated_odd_ones(
-    messages: Sequence[bytes], joined: bytes
+    messages: Sequence[bytes], joined: bytes | None
 ) -> tuple[pl.DataFrame, list[tuple[int, str, str]]] | None:
     """The batch parsed with its odd messages judged alone; None to take the usual way.
 
@@ -208,8 +209,12 @@ def _isolated_odd_ones(
     """
     count = len(messages)
     lengths = _lengths(messages)
-    ends = np.cumsum(lengths + 1) - 1  # where the line break after each message is (or would be)
-    data = np.frombuffer(joined, dtype=np.uint8)
+    if isinstance(messages, MessageBlock):  # the messages where they lie in their buffer
+        data = np.frombuffer(messages.data, dtype=np.uint8)
+        ends = messages.ends
+    else:  # where the line break after each message is (or would be) in ``joined``
+        data = np.frombuffer(joined or b"", dtype=np.uint8)
+        ends = np.cumsum(lengths + 1) - 1
     if len(data) == 0:
         return None
     starts = np.minimum(ends - lengths, len(data) - 1)
@@ -237,6 +242,12 @@ def _isolated_odd_ones(
     positions = np.flatnonzero(keep)
     if len(positions) == 0:
         return pl.DataFrame(schema={**CDR_SCHEMA, "position": pl.Int64()}), rejected
+    if isinstance(messages, MessageBlock):
+        rest_of_block = messages.take(positions)
+        frame = _read(rest_of_block, rest_of_block.joined())
+        return frame.with_columns(pl.Series("position", positions, dtype=pl.Int64)), rejected
+    if joined is None:
+        joined = _joined(messages)
     # The rest joined, cut from ``joined`` around the dropped messages (no per-message join).
     pieces, after = [], 0
     for position in dropped:
