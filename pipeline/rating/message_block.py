@@ -30,9 +30,9 @@ class MessageBlock(Sequence[bytes]):
     :meth:`with_line_feeds` slice the buffer only where one line feed separates two messages.
     """
 
-    __slots__ = ("data", "ends", "starts")
+    __slots__ = ("_view", "data", "ends", "starts")
 
-    def __init__(self, data: bytes, starts: I64, ends: I64) -> None:
+    def __init__(self, data: bytes | npt.NDArray[np.uint8], starts: I64, ends: I64) -> None:
         """The messages ``data[starts[i]:ends[i]]``."""
         if len(starts) != len(ends):
             msg = f"{len(starts)} starts but {len(ends)} ends"
@@ -40,6 +40,7 @@ class MessageBlock(Sequence[bytes]):
         self.data = data
         self.starts = starts
         self.ends = ends
+        self._view = memoryview(data) if isinstance(data, bytes) else data.data
 
     @classmethod
     def of(cls, messages: Sequence[bytes]) -> MessageBlock:
@@ -64,13 +65,13 @@ class MessageBlock(Sequence[bytes]):
         """Message ``index`` as bytes; a slice as a block of the same buffer."""
         if isinstance(index, slice):
             return MessageBlock(self.data, self.starts[index], self.ends[index])
-        return self.data[self.starts[index] : self.ends[index]]
+        return self._view[self.starts[index] : self.ends[index]].tobytes()
 
     def __iter__(self) -> Iterator[bytes]:
         """Each message as bytes."""
-        data = self.data
+        view = self._view
         for start, end in zip(self.starts.tolist(), self.ends.tolist(), strict=True):
-            yield data[start:end]
+            yield view[start:end].tobytes()
 
     def __eq__(self, other: object) -> bool:
         """Equal to any sequence of the same messages."""
@@ -109,9 +110,10 @@ class MessageBlock(Sequence[bytes]):
             return b"\n".join(self)
         run_starts = [int(starts[0]), *starts[breaks + 1].tolist()]
         run_ends = [*ends[breaks].tolist(), int(ends[-1])]
+        view = self._view
         if len(run_starts) == 1:
-            return data[run_starts[0] : run_ends[0]]
-        return b"\n".join(data[s:e] for s, e in zip(run_starts, run_ends, strict=True))
+            return view[run_starts[0] : run_ends[0]].tobytes()
+        return b"\n".join(view[s:e] for s, e in zip(run_starts, run_ends, strict=True))
 
     def with_line_feeds(self) -> pl.Series:
         """One binary value per message: the message and the line feed after it (not the last).

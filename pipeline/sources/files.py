@@ -5,9 +5,11 @@ from __future__ import annotations
 import itertools
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass
+from io import FileIO
 from pathlib import Path
 
 import numpy as np
+import numpy.typing as npt
 
 from pipeline.rating.message_block import MessageBlock
 
@@ -62,6 +64,7 @@ _BLOCK_BYTES = 1 << 24
 _WHITESPACE = np.zeros(256, dtype=np.bool_)
 _WHITESPACE[list(b" \t\n\r\x0b\x0c")] = True  # what bytes.isspace() and strip() take
 _LINE_FEED, _CARRIAGE_RETURN = 10, 13
+Bytes = npt.NDArray[np.uint8]
 
 
 def read_jsonl_batches(
@@ -79,41 +82,73 @@ def read_jsonl_batches(
         msg = f"batch_size must be at least 1, got {batch_size}"
         raise ValueError(msg)
     start, end, number = (part.start, part.end, part.first_line) if part else (0, None, 1)
-    with path.open("rb") as handle:
+    with path.open("rb", buffering=0) as handle:
         handle.seek(start)
         remaining = None if end is None else end - start
         pending = b""  # bytes after the last line handed out
         blanks = 0  # blank lines passed but not yet counted in a batch
         exhausted = False
+        line_bytes = 0  # bytes per line seen so far, once known: a batch is read in one go
         while True:
-            chunks, breaks = [pending], _line_feeds(pending)
-            while breaks < batch_size and not exhausted:  # a batch's line breaks, or the end
-                want = _BLOCK_BYTES if remaining is None else min(_BLOCK_BYTES, remaining)
-                block = handle.read(want) if want > 0 else b""
-                if not block:
-                    exhausted = True
-                    break
-                if remaining is not None:
-                    remaining -= len(block)
-                chunks.append(block)
-                breaks += _line_feeds(block)
-            data = b"".join(chunks) if len(chunks) > 1 else pending
-            batch, pending, number, blanks = _cut(data, number, batch_size, exhausted, blanks)
+            size = batch_size * line_bytes * 9 // 8 if line_bytes else _BLOCK_BYTES
+            data, exhausted = _fill(handle, pending, batch_size, size, remaining, exhausted)
+            if remaining is not None:
+                remaining -= len(data) - len(pending)
+            batch, pending, taken, blanks = _cut(data, number, batch_size, exhausted, blanks)
+            if taken:
+                line_bytes = max(line_bytes, (len(data) - len(pending)) // taken + 1)
+            number += taken
             if batch is not None:
                 yield batch
             if exhausted and not pending:
                 return
 
 
-def _line_feeds(data: bytes) -> int:
+def _fill(
+    handle: FileIO,
+    pending: bytes,
+    batch_size: int,
+    size: int,
+    remaining: int | None,
+    exhausted: bool,
+) -> tuple[Bytes, bool]:
+    """``pending`` and what follows it in the file, up to a batch's line feeds or the end.
+
+    Read into one buffer of about ``size`` bytes more, not initialised first (so a batch's
+    bytes are written once, by the read, and not copied again to join blocks); it grows by
+    blocks when the lines turn out longer. Returns the filled part and whether the file (or
+    range) is exhausted.
+    """
+    buffer = np.empty(len(pending) + max(size, 1), dtype=np.uint8)
+    buffer[: len(pending)] = np.frombuffer(pending, dtype=np.uint8)
+    filled, breaks = len(pending), _line_feeds(pending)
+    while breaks < batch_size and not exhausted:
+        if filled == len(buffer):
+            buffer = np.concatenate([buffer, np.empty(_BLOCK_BYTES, dtype=np.uint8)])
+        room = len(buffer) - filled
+        if remaining is not None:
+            room = min(room, remaining - (filled - len(pending)))
+        if room <= 0:
+            exhausted = True
+            break
+        read = handle.readinto(buffer[filled : filled + room].data)
+        if not read:
+            exhausted = True
+            break
+        breaks += _line_feeds(buffer[filled : filled + read])
+        filled += read
+    return buffer[:filled], exhausted
+
+
+def _line_feeds(data: bytes | Bytes) -> int:
     """How many line feeds (numpy counts them at twice the speed of ``bytes.count``)."""
     return int(np.count_nonzero(np.frombuffer(data, dtype=np.uint8) == _LINE_FEED))
 
 
 def _cut(
-    data: bytes, number: int, batch_size: int, at_end: bool, blanks: int
+    data: Bytes, number: int, batch_size: int, at_end: bool, blanks: int
 ) -> tuple[LineBatch | None, bytes, int, int]:
-    """The batch at the head of ``data``; the bytes after it, the next line's number, blanks.
+    """The batch at the head of ``data``; the bytes after it, the lines taken, blanks.
 
     ``number`` is the number of ``data``'s first line, ``blanks`` the blank lines passed since
     the last batch. The batch has ``batch_size`` non-blank lines, or all the complete lines of
@@ -121,7 +156,7 @@ def _cut(
     batch is made even without a line when blanks are left to count). None while no line is
     left to hand out: the blank lines are carried to the next batch.
     """
-    array = np.frombuffer(data, dtype=np.uint8)
+    array = data
     feeds = np.flatnonzero(array == _LINE_FEED)
     if at_end and len(data) and (not len(feeds) or feeds[-1] != len(data) - 1):
         feeds = np.append(feeds, len(data))  # the last line, without its line feed
@@ -134,17 +169,17 @@ def _cut(
     maybe_blank = np.flatnonzero((ends == starts) | _WHITESPACE[first])
     blank = np.zeros(len(ends), dtype=np.bool_)
     for i in maybe_blank.tolist():
-        blank[i] = not data[starts[i] : ends[i]].strip()
+        blank[i] = not data[starts[i] : ends[i]].tobytes().strip()
     kept = np.flatnonzero(~blank)
     taken = len(ends)
     if len(kept) > batch_size:
         taken = int(kept[batch_size])  # up to the next batch's first line
         kept = kept[:batch_size]
-    rest = data[int(feeds[taken - 1]) + 1 :] if taken else data
+    rest = (data[int(feeds[taken - 1]) + 1 :] if taken else data).tobytes()
     blanks += taken - len(kept)
     if not len(kept) and not (at_end and not rest and blanks):
-        return None, rest, number + taken, blanks
+        return None, rest, taken, blanks
     batch = LineBatch(
         (number + kept).tolist(), MessageBlock(data, starts[kept], ends[kept]), blanks
     )
-    return batch, rest, number + taken, 0
+    return batch, rest, taken, 0
