@@ -133,3 +133,16 @@ def test_the_queue_is_bounded(
     parquet.close()
     assert parquet.rows == sum(b.num_rows for b in batches)
     assert pq.read_table(tmp_path / "q.parquet").equals(pa.concat_tables(batches))
+
+
+def test_statistics_are_kept_where_readers_filter(tmp_path: Path, batches: list[pa.Table]) -> None:
+    _write(tmp_path / "s.parquet", batches, background=True)
+    group = pq.ParquetFile(tmp_path / "s.parquet").metadata.row_group(0)
+    with_statistics = {
+        group.column(i).path_in_schema
+        for i in range(group.num_columns)
+        if group.column(i).is_stats_set
+    }
+    assert with_statistics == set(files._STATISTICS_COLUMNS)
+    start = group.column(CALL_HISTORY_SCHEMA.get_field_index("start_time")).statistics
+    assert start.has_min_max
