@@ -32,7 +32,9 @@ from pipeline.reference.csv_checks import (
     overlaps,
     per_distinct,
     report,
+    report_all,
     required,
+    required_checks,
     timestamps,
 )
 from pipeline.reference.files import ASSOCIATIONS_FILE, MEMBERSHIPS_FILE, PLANS_FILE
@@ -216,39 +218,37 @@ def empty_deck() -> pl.DataFrame:
 def validate_deck(
     raw: pl.DataFrame, file: str, plan_index: int, problems: list[Problem]
 ) -> pl.DataFrame:
-    required(raw, file, DECK_REQUIRED, problems)
-    known_problems = len(problems)
-    report(
-        raw,
-        file,
-        "prefix",
-        pl.when(
-            pl.col("prefix").is_not_null()
-            & ~pl.col("prefix").str.contains(rf"^[0-9]{{1,{MAX_DIGITS}}}$")
-        ).then(pl.lit(f"must be 1 to {MAX_DIGITS} digits")),
-        problems,
-    )
-    all_digits = len(problems) == known_problems
-    known_problems = len(problems)
-    for column in ("rate", "connection_fee", "initial_rate", "min_cost", "max_cost"):
-        report(raw, file, column, decimal_text_problem(pl.col(column)), problems)
-    # Money is scaled only when every amount is good text (else the deck is refused).
-    good_money = len(problems) == known_problems
-    for column in ("initial_increment", "subsequent_increment"):
-        report(
-            raw,
-            file,
-            column,
+    money_columns = ("rate", "connection_fee", "initial_rate", "min_cost", "max_cost")
+    checks = [
+        *required_checks(DECK_REQUIRED),
+        (
+            "prefix",
             pl.when(
-                pl.col(column).is_not_null()
-                & pl.col(column).str.contains(r"^-?[0-9]+$")
-                & (pl.col(column).cast(pl.Int64, strict=False) < 1)
+                pl.col("prefix").is_not_null()
+                & ~pl.col("prefix").str.contains(rf"^[0-9]{{1,{MAX_DIGITS}}}$")
+            ).then(pl.lit(f"must be 1 to {MAX_DIGITS} digits")),
+        ),
+        *((column, decimal_text_problem(pl.col(column))) for column in money_columns),
+        *(
+            (
+                column,
+                pl.when(
+                    pl.col(column).is_not_null()
+                    & pl.col(column).str.contains(r"^-?[0-9]+$")
+                    & (pl.col(column).cast(pl.Int64, strict=False) < 1)
+                )
+                .then(pl.lit("increment below 1 second"))
+                .otherwise(integer_problem(column, 1, 86_400)),
             )
-            .then(pl.lit("increment below 1 second"))
-            .otherwise(integer_problem(column, 1, 86_400)),
-            problems,
-        )
-    report(raw, file, "grace_seconds", integer_problem("grace_seconds", 0, 86_400), problems)
+            for column in ("initial_increment", "subsequent_increment")
+        ),
+        ("grace_seconds", integer_problem("grace_seconds", 0, 86_400)),
+    ]
+    counts = report_all(raw, file, checks, problems)
+    after_required = counts[len(DECK_REQUIRED) :]
+    all_digits = after_required[0] == 0
+    # Money is scaled only when every amount is good text (else the deck is refused).
+    good_money = sum(after_required[1 : 1 + len(money_columns)]) == 0
     _minimum_above_maximum(raw, file, problems)
     timed = timestamps(raw, file, problems)
     # Duplicates are looked for among the rows whose prefix appears twice, found by sorting
