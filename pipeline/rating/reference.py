@@ -52,8 +52,8 @@ class DeckArrays:
     array (a deck names a few thousand destinations over a million rows).
     """
 
-    prefix: pa.Array  # large_string
-    destination: pa.Array  # dictionary<int32, large_string>
+    prefix: pa.Array  # string
+    destination: pa.Array  # dictionary<int32, string>
     rate_units: npt.NDArray[np.int64]  # 10**-9 per minute
     fee_units: npt.NDArray[np.int64]  # 10**-9
     initial: npt.NDArray[np.int32]
@@ -100,9 +100,14 @@ class PriceShape:
 
 
 def _arrow(column: pl.Series) -> pa.Array:
-    """One Arrow array of a polars column, whatever its chunks."""
+    """One Arrow array of a polars column, whatever its chunks; texts as ``string``.
+
+    ``string`` is the type of the call-history columns these texts are taken into, so rating
+    takes them without converting each batch's result from polars' ``large_string``.
+    """
     array = column.to_arrow()
-    return array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    array = array.combine_chunks() if isinstance(array, pa.ChunkedArray) else array
+    return array.cast(pa.string()) if array.type == pa.large_string() else array
 
 
 @dataclass(frozen=True, eq=False)
@@ -121,9 +126,9 @@ class PlanArrays:
     def of(cls, plans: pl.DataFrame) -> PlanArrays:
         """Arrays of a validated plans frame."""
         return cls(
-            plan_id=plans["plan_id"].to_arrow(),
-            deck_version=plans["deck_version"].to_arrow(),
-            currency=plans["currency"].to_arrow(),
+            plan_id=_arrow(plans["plan_id"]),
+            deck_version=_arrow(plans["deck_version"]),
+            currency=_arrow(plans["currency"]),
             decimals=plans["decimals"].to_numpy().astype(np.int64),
             rounding=plans["rounding_code"].to_numpy().astype(np.int8),
             duration_rounding=plans["duration_rounding_code"].to_numpy().astype(np.int8),
