@@ -182,42 +182,59 @@ def _caller_group(cdrs: pl.DataFrame, terms: OriginsAndBands) -> I64:
     return np.where(row >= 0, terms.origin_group[np.maximum(row, 0)], 0).astype(np.int64)
 
 
-def _band_at(plan: I64, times: I64, terms: OriginsAndBands) -> I64:
-    """The band of each row's plan at its start time, on the plan's local clock (0: none).
+def _bands_at(plans: list[I64], times: I64, terms: OriginsAndBands) -> list[I64]:
+    """The band of each row's plan at its start time, on the plan's local clock (0: none), per leg.
 
     A holiday's band on its local date, else the weekly band of the local weekday and minute;
-    the conversion is polars' (the zone's own rules, DST included), one call per zone.
+    the conversion is polars' (the zone's own rules, DST included), one call per zone for all
+    the legs (the legs' plans mostly share their tenant's zone).
     """
-    band = np.zeros(len(plan), dtype=np.int64)
-    safe = np.maximum(plan, 0)
-    week = np.where(plan >= 0, terms.plan_week[safe], -1)
-    banded = np.flatnonzero(week >= 0)
-    if len(banded) == 0:
-        return band
     zone_names, zone_of_plan = np.unique(np.array(terms.plan_zone), return_inverse=True)
-    row_zone = zone_of_plan[plan[banded]]
-    for zone in np.unique(row_zone):
-        these = banded[row_zone == zone]
+    weeks, banded, zones = [], [], []
+    for plan in plans:
+        safe = np.maximum(plan, 0)
+        week = np.where(plan >= 0, terms.plan_week[safe], -1)
+        rows = np.flatnonzero(week >= 0)
+        weeks.append(week)
+        banded.append(rows)
+        zones.append(zone_of_plan[plan[rows]])
+    bands = [np.zeros(len(plan), dtype=np.int64) for plan in plans]
+    if not any(len(rows) for rows in banded):
+        return bands
+    for zone in np.unique(np.concatenate(zones)):
+        # The rows any leg needs in this zone, converted once.
+        wanted = np.zeros(len(times), dtype=np.bool_)
+        for rows, z in zip(banded, zones, strict=True):
+            wanted[rows[z == zone]] = True
+        needed = np.flatnonzero(wanted)
+        position = np.zeros(len(times), dtype=np.int64)
+        position[needed] = np.arange(len(needed))
+        # The local wall clock as microseconds (one conversion per row), then plain arithmetic:
+        # the local date (days since 1970-01-01, a Thursday) and the minute of its week.
         local = (
-            pl.Series(times[these], dtype=pl.Int64)
+            pl.Series(times[needed], dtype=pl.Int64)
             .cast(pl.Datetime("us", "UTC"))
             .dt.convert_time_zone(str(zone_names[zone]))
-            .to_frame("t")
-            .select(
-                minute=(pl.col("t").dt.weekday().cast(pl.Int64) - 1) * 1440
-                + pl.col("t").dt.hour().cast(pl.Int64) * 60
-                + pl.col("t").dt.minute().cast(pl.Int64),
-                day=pl.col("t").dt.date().cast(pl.Int64),
-            )
+            .dt.replace_time_zone(None)
+            .dt.epoch("us")
+            .to_numpy()
         )
-        minute = local["minute"].to_numpy()
-        band[these] = terms.weeks[week[these], minute]
-        if len(terms.holiday_keys):
-            key = plan[these] * 2**32 + local["day"].to_numpy()
-            at = np.minimum(np.searchsorted(terms.holiday_keys, key), len(terms.holiday_keys) - 1)
-            hit = terms.holiday_keys[at] == key
-            band[these] = np.where(hit, terms.holiday_bands[at], band[these])
-    return band
+        day_of = local // 86_400_000_000
+        minute_of = (day_of + 3) % 7 * 1440 + (local // 60_000_000) % 1440
+        for plan, week, rows, z, band in zip(plans, weeks, banded, zones, bands, strict=True):
+            these = rows[z == zone]
+            if not len(these):
+                continue
+            at = position[these]
+            band[these] = terms.weeks[week[these], minute_of[at]]
+            if len(terms.holiday_keys):
+                key = plan[these] * 2**32 + day_of[at]
+                hit_at = np.minimum(
+                    np.searchsorted(terms.holiday_keys, key), len(terms.holiday_keys) - 1
+                )
+                hit = terms.holiday_keys[hit_at] == key
+                band[these] = np.where(hit, terms.holiday_bands[hit_at], band[these])
+    return bands
 
 
 def _rows_by_variant(
@@ -243,7 +260,7 @@ def _rows_by_variant(
     found = terms.variant_index.lookup(
         np.concatenate(plans),
         np.tile(group, legs),
-        np.concatenate([_band_at(plan, times, terms) for plan in plans]),
+        np.concatenate(_bands_at(plans, times, terms)),
         np.tile(callee_padded, legs),
         np.tile(callee_length, legs),
         np.tile(times, legs),
