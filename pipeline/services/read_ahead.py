@@ -1,17 +1,18 @@
-"""A CDR file read and decoded on a thread of its own, a few batches ahead of rating.
+"""A CDR file read and decoded by threads of their own, a few batches ahead of rating.
 
-Offline ``rate`` has three stages per batch: read and decode (the screen, polars' JSON reader,
-the field checks), rate (the engine), write (Parquet, on the writer's own thread). They hold
-the GIL only between native calls, so the decoding of the next batch runs on one core while the
-current batch is rated on the other. :class:`ReadAhead` is the first stage: started before the
-plans folder is loaded, it has the first batches decoded by the time the reference data is
-ready. At most ``depth`` decoded batches wait, so memory is bounded whatever the file's size.
+Offline ``rate`` has four stages per batch: read and screen (the file's lines into one buffer,
+the screen of hostile messages), parse and check (polars' JSON reader, the field checks), rate
+(the engine, on the caller's thread), write (Parquet, on the writer's own thread). They hold
+the GIL only between native calls, so the stages of four batches run on the two cores at once.
+:class:`ReadAhead` is the first two stages: started before the plans folder is loaded, it has
+the first batches decoded by the time the reference data is ready. At most ``depth`` batches
+wait after each stage, so memory is bounded whatever the file's size.
 
 What reaches the consumer is exactly what a loop reading and decoding in turn would have seen:
 each batch, in order, with its :class:`~pipeline.rating.decode.DecodedBatch`, or the exception
 decoding raised (the rater then isolates the message at fault, see
 :func:`pipeline.rating.messages.rate_decoded`). An error reading the file is raised by the
-iterator, after the batches read before it. :meth:`ReadAhead.close` stops the thread early.
+iterator, after the batches read before it. :meth:`ReadAhead.close` stops the threads early.
 """
 
 from __future__ import annotations
