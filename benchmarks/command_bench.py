@@ -31,9 +31,10 @@ from typing import Any
 
 from benchmarks.common import JSON
 from benchmarks.processes import run_reporting_child
+from pipeline.config import RATE_BATCH_SIZE
 
-#: The batch size ``rate`` writes Parquet in (``pipeline.services.offline.DEFAULT_BATCH_SIZE``).
-COMMAND_BATCH = 100_000
+#: The batch size ``rate`` writes Parquet in.
+COMMAND_BATCH = RATE_BATCH_SIZE
 #: Each leg's columns compared (here and by :func:`benchmarks.naive.compare_with_engine`).
 LEG_COMPARED = ("plan_id", "prefix", "rate", "billed_seconds", "amount", "currency", "origin",
                 "band")  # fmt: skip

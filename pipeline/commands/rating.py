@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from pipeline.commands.options import positive_int, with_store
+from pipeline.config import RATE_BATCH_SIZE
 
 
 def add_commands(commands: Any) -> None:
@@ -30,7 +31,10 @@ def add_commands(commands: Any) -> None:
     )
     rate.add_argument("--store", type=Path, help="also write call history to this embedded store")
     rate.add_argument(
-        "--batch-size", type=positive_int, default=100_000, help="CDRs per batch (default 100000)"
+        "--batch-size",
+        type=positive_int,
+        default=RATE_BATCH_SIZE,
+        help=f"CDRs per batch (default {RATE_BATCH_SIZE})",
     )
     rate.add_argument(
         "--jobs",

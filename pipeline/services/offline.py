@@ -17,6 +17,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow.parquet as pq
 
+from pipeline.config import RATE_BATCH_SIZE
 from pipeline.progress import Progress
 from pipeline.rating.messages import rate_decoded
 from pipeline.rating.reference import ReferenceData
@@ -26,8 +27,6 @@ from pipeline.sinks.contracts import CallHistoryStore
 from pipeline.sinks.files import DeadLetterFile, ParquetCallHistory
 from pipeline.sources.files import FileRange, line_ranges
 from pipeline.storage.roster import RosterRows, roster_rows
-
-DEFAULT_BATCH_SIZE = 100_000
 
 
 @dataclass
@@ -80,7 +79,7 @@ def rate_file(
     dlq: Path,
     rated_at: datetime,
     store: CallHistoryStore | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = RATE_BATCH_SIZE,
     progress: Progress | None = None,
     part: FileRange | None = None,
     ahead: ReadAhead | None = None,
@@ -129,7 +128,7 @@ def rate_file_in_parallel(
     rated_at: datetime,
     jobs: int,
     store: CallHistoryStore | None = None,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: int = RATE_BATCH_SIZE,
     progress: Progress | None = None,
 ) -> RatingSummary:
     """Rate the file with ``jobs`` processes, one range of whole lines each; same outputs.
