@@ -116,16 +116,16 @@ def _fill(
     """``pending`` and what follows it in the file, up to a batch's line feeds or the end.
 
     Read into one buffer of about ``size`` bytes more, not initialised first (so a batch's
-    bytes are written once, by the read, and not copied again to join blocks); it grows by
-    blocks when the lines turn out longer. Returns the filled part and whether the file (or
+    bytes are written once, by the read, and not copied again to join blocks); it doubles
+    when the lines turn out longer. Returns the filled part and whether the file (or
     range) is exhausted.
     """
     buffer = _empty(len(pending) + max(size, 1))
     buffer[: len(pending)] = np.frombuffer(pending, dtype=np.uint8)
     filled, breaks = len(pending), _line_feeds(pending)
     while breaks < batch_size and not exhausted:
-        if filled == len(buffer):
-            grown = _empty(len(buffer) + _BLOCK_BYTES)
+        if filled == len(buffer):  # doubled: a line of any length costs linear time
+            grown = _empty(max(2 * len(buffer), len(buffer) + _BLOCK_BYTES))
             grown[: len(buffer)] = buffer
             buffer = grown
         room = len(buffer) - filled
