@@ -279,13 +279,22 @@ def _segments(order: I64, first: I64, starts: I64, ends: I64) -> IntervalIndex:
     n_keys = len(first)
     rows_per_key = np.diff(first, append=len(order))
     several = np.flatnonzero(rows_per_key > 1)
+    # Two rows (a rate and its scheduled change, the usual case): worked out for all at once.
+    pairs, paired = _pair_segments(several[rows_per_key[several] == 2], order, first, starts, ends)
     resolved: list[list[tuple[int, int, int, int]]] = []
-    for key in several.tolist():
+    for key in np.setdiff1d(several, paired, assume_unique=True).tolist():
         group = order[first[key] : first[key] + rows_per_key[key]]
         group = group[np.argsort(starts[group], kind="stable")]
         resolved.append(_resolve(key, group, starts, ends))
     per_key = np.ones(n_keys, dtype=np.int32)
-    per_key[several] = [len(r) for r in resolved]
+    per_key[several] = 0
+    if resolved or len(pairs):
+        listed = np.array([s for r in resolved for s in r], dtype=np.int64).reshape(-1, 4)
+        block = np.concatenate([pairs, listed])
+        block = block[np.argsort(block[:, 0], kind="stable")]  # by key, each key's in order
+        np.add.at(per_key, block[:, 0], 1)
+    else:
+        block = np.zeros((0, 4), dtype=np.int64)
     del rows_per_key
     offsets = np.zeros(n_keys + 1, dtype=np.int32)
     np.cumsum(per_key, out=offsets[1:])
@@ -299,11 +308,40 @@ def _segments(order: I64, first: I64, starts: I64, ends: I64) -> IntervalIndex:
         at = offsets[keys]
         row = order[first[keys]]
         seg_starts[at], seg_ends[at], values[at] = starts[row], ends[row], row
-    if resolved:
-        block = np.array([s for r in resolved for s in r], dtype=np.int64).reshape(-1, 4)
+    if len(block):
         at = offsets[block[:, 0]] + _rank_within(block[:, 0])
         seg_starts[at], seg_ends[at], values[at] = block[:, 1], block[:, 2], block[:, 3]
     return IntervalIndex.from_sorted(offsets, seg_starts, seg_ends, values)
+
+
+def _pair_segments(
+    keys: I64, order: I64, first: I64, starts: I64, ends: I64
+) -> tuple[npt.NDArray[np.int64], I64]:
+    """The segments of prefixes with exactly two rows, as :func:`_resolve` gives them.
+
+    Returns rows ``(key, left, right, row)`` in key order, each key's in time order, and the
+    keys done; a key where a row's interval is empty is left to :func:`_resolve`. With the
+    rows in effective_from order (the first of two equal ones first) the later one wins where
+    both apply, so there are at most three segments: the first row until the second starts
+    (or ends), the second row, and the first row again after the second ends.
+    """
+    a, b = order[first[keys]], order[first[keys] + 1]
+    swap = starts[b] < starts[a]  # a stable sort by effective_from keeps a, b when equal
+    one, two = np.where(swap, b, a), np.where(swap, a, b)
+    s1, e1, s2, e2 = starts[one], ends[one], starts[two], ends[two]
+    done = (e1 > s1) & (e2 > s2)
+    keys, one, two = keys[done], one[done], two[done]
+    s1, e1, s2, e2 = s1[done], e1[done], s2[done], e2[done]
+    before_end = np.minimum(e1, s2)
+    parts = [
+        np.stack([keys, s1, before_end, one], axis=1)[s1 < before_end],
+        np.stack([keys, s2, e2, two], axis=1),
+        np.stack([keys, e2, e1, one], axis=1)[e1 > e2],
+    ]
+    segments = np.concatenate(parts).astype(np.int64)
+    # In key order, each key's segments in time order (they do not overlap, so by left end).
+    segments = segments[np.lexsort((segments[:, 1], segments[:, 0]))]
+    return segments, keys
 
 
 def _rank_within(keys: I64) -> I64:
