@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import numpy.typing as npt
 import polars as pl
 
 from pipeline.prefix_trie.deck_index import (
@@ -38,6 +39,10 @@ class VariantIndex:
     bands: int
     variant_keys: I64  # sorted: prefix id * codes + code, for every variant some row has
     segments: IntervalIndex  # variant position in variant_keys -> segments -> deck row
+    # Per prefix id: where its variants start in variant_keys, and its code when it has just
+    # one (-1 when several): most prefixes have one variant, found without a search.
+    first_variant: I64
+    only_code: npt.NDArray[np.int32]
 
     @classmethod
     def build(
@@ -70,7 +75,14 @@ class VariantIndex:
         new[1:] = sorted_key[1:] != sorted_key[:-1]
         first = np.flatnonzero(new)
         segments = _segments(order, first, rows.effective_from, rows.effective_until)
-        return cls(tree, codes, bands, sorted_key[first], segments)
+        variant_keys = sorted_key[first]
+        nodes = len(tree.keys)
+        first_variant = np.searchsorted(variant_keys, np.arange(nodes, dtype=np.int64) * codes)
+        per_node = np.diff(np.append(first_variant, len(variant_keys)))
+        last = max(len(variant_keys) - 1, 0)
+        single_code = variant_keys[np.minimum(first_variant, last)] % max(codes, 1)
+        only_code = np.where(per_node == 1, single_code, -1).astype(np.int32)
+        return cls(tree, codes, bands, variant_keys, segments, first_variant, only_code)
 
     def lookup(
         self,
@@ -100,6 +112,21 @@ class VariantIndex:
         ]
 
         def resolve(nodes: I64, at: I64) -> I64:
+            found = np.full(len(nodes), -1, dtype=np.int64)
+            only = self.only_code[nodes]
+            # A prefix with one variant: it applies if the query may use its code at all.
+            one = np.flatnonzero(only >= 0)
+            code, asked = only[one], at[one]
+            usable = (tried[0][asked] == code) | (tried[1][asked] == code)
+            usable |= (tried[2][asked] == code) | (tried[3][asked] == code)
+            hit = one[usable]
+            found[hit] = self.segments.lookup(self.first_variant[nodes[hit]], times[at[hit]])
+            several = np.flatnonzero(only < 0)
+            if len(several):
+                found[several] = tried_in_order(nodes[several], at[several])
+            return found
+
+        def tried_in_order(nodes: I64, at: I64) -> I64:
             found = np.full(len(nodes), -1, dtype=np.int64)
             for code in tried:
                 wanted = code[at]
