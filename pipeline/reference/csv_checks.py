@@ -182,15 +182,17 @@ def report_all(
     found: list[list[Problem]] = [[] for _ in checks]
     flags = [f"_problem{i}" for i in range(len(checks))]
     for begin in range(0, frame.height, _SLICE_ROWS):
-        bad = (
-            frame.slice(begin, _SLICE_ROWS)
-            .with_columns(
-                [problem.alias(flag) for (_, problem), flag in zip(checks, flags, strict=True)]
-            )
-            .filter(pl.any_horizontal(pl.col(flag).is_not_null() for flag in flags))
-        )
-        if bad.is_empty():
+        part = frame.slice(begin, _SLICE_ROWS)
+        # Which rows fail, as booleans: the texts are made for those rows only (a text column
+        # per check over every row of a slice took tens of MB at once on a large deck).
+        failing_rows = part.select(
+            pl.any_horizontal(problem.is_not_null() for _, problem in checks)
+        ).to_series()
+        if not failing_rows.any():
             continue
+        bad = part.filter(failing_rows).with_columns(
+            [problem.alias(flag) for (_, problem), flag in zip(checks, flags, strict=True)]
+        )
         for (column, _), flag, into in zip(checks, flags, found, strict=True):
             failing = bad.filter(pl.col(flag).is_not_null()).select(LINE, column, flag)
             into += [
