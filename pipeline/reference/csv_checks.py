@@ -183,16 +183,17 @@ def report_all(
     flags = [f"_problem{i}" for i in range(len(checks))]
     for begin in range(0, frame.height, _SLICE_ROWS):
         part = frame.slice(begin, _SLICE_ROWS)
-        # Which rows fail, as booleans: the texts are made for those rows only (a text column
-        # per check over every row of a slice took tens of MB at once on a large deck).
+        # Whether any row fails, as booleans first: the texts are made only for a slice with
+        # problems (a text column per check over every row took tens of MB at once on a large
+        # deck). They are made over the whole slice, as checks may compare rows.
         failing_rows = part.select(
             pl.any_horizontal(problem.is_not_null() for _, problem in checks)
         ).to_series()
         if not failing_rows.any():
             continue
-        bad = part.filter(failing_rows).with_columns(
+        bad = part.with_columns(
             [problem.alias(flag) for (_, problem), flag in zip(checks, flags, strict=True)]
-        )
+        ).filter(failing_rows)
         for (column, _), flag, into in zip(checks, flags, found, strict=True):
             failing = bad.filter(pl.col(flag).is_not_null()).select(LINE, column, flag)
             into += [
