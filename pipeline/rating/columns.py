@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import pyarrow as pa
 
+from pipeline.rating.cdr_contract import CDR_SCHEMA
 from pipeline.rating.money import AMOUNT_TYPE, RATE_TYPE
 
 _TIME = pa.timestamp("us", tz="UTC")
@@ -17,21 +18,7 @@ LEG_NAMES = ("customer", "client", "reseller")
 
 #: The decoded CDR's columns that a call-history row carries unchanged (``reseller_id`` is not
 #: one: the row has the attributed reseller, the CDR's own is ``cdr_reseller_id``).
-CDR_PASS_THROUGH = (
-    "cdr_id",
-    "session_id",
-    "tenant_id",
-    "customer_id",
-    "client_id",
-    "caller",
-    "callee",
-    "start_time",
-    "answer_time",
-    "end_time",
-    "duration_ms",
-    "disposition",
-    "sip_code",
-)
+CDR_PASS_THROUGH = tuple(name for name in CDR_SCHEMA if name != "reseller_id")
 
 
 def _leg_fields(leg: str) -> list[pa.Field]:

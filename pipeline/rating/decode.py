@@ -97,8 +97,9 @@ def decode_cdrs(
     """
     rejected = list(screen_out(messages) if screened_out is None else screened_out)
     if rejected:
-        dropped = {position for position, _, _ in rejected}
-        kept = [i for i in range(len(messages)) if i not in dropped]
+        keep = np.ones(len(messages), dtype=np.bool_)
+        keep[[position for position, _, _ in rejected]] = False
+        kept = np.flatnonzero(keep).tolist()
         parsed, unreadable = _parse(_take(messages, kept))
         parsed = parsed.with_columns(
             pl.Series("position", kept, dtype=pl.Int64).gather(parsed["position"])

@@ -42,15 +42,6 @@ class MessageBlock(Sequence[bytes]):
         self.ends = ends
         self._view = memoryview(data) if isinstance(data, bytes) else data.data
 
-    @classmethod
-    def of(cls, messages: Sequence[bytes]) -> MessageBlock:
-        """Messages given one by one, as a block (their bytes joined by line breaks)."""
-        if isinstance(messages, MessageBlock):
-            return messages
-        lengths = np.fromiter(map(len, messages), dtype=np.int64, count=len(messages))
-        ends = np.cumsum(lengths + 1) - 1
-        return cls(b"\n".join(messages), ends - lengths, ends)
-
     def __len__(self) -> int:
         """How many messages."""
         return len(self.starts)

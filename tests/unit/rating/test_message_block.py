@@ -89,4 +89,3 @@ def test_a_clean_batch_is_joined_as_one_slice_of_the_file(tmp_path: Path) -> Non
     block = _block_of(_GOOD, [b"\n"] * len(_GOOD), tmp_path)
     assert block.joined() == b"\n".join(_GOOD)
     assert block.with_line_feeds().to_list()[0] == _GOOD[0] + b"\n"
-    assert MessageBlock.of(_GOOD) == _GOOD
